@@ -1,0 +1,107 @@
+"""Service settings from `BOT_*` environment variables and a local `.env` file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENV_FILE = Path(".env")
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class MissingWebhookSecret(RuntimeError):
+    """Raised when the service would start without a way to verify deliveries."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    webhook_secret: SecretStr | None = None
+    app_id: int | None = None
+    private_key: SecretStr | None = None
+    private_key_path: Path | None = None
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_graphql_url: str | None = None
+    slack_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    sentry_dsn: SecretStr | None = None
+    db: Path = Path("agent-dispatch.sqlite3")
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=4, ge=1, le=64)
+
+    # Inbox durability: NORMAL survives a process crash; FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    max_body_bytes: int = 25 * 1024 * 1024
+    # Delivery retries: attempts before dead-lettering, and the first backoff delay.
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=2.0, ge=0.0)
+    # Edits and comments wait this long so a burst about one issue is handled once.
+    debounce_seconds: float = Field(default=3.0, ge=0.0)
+    # How long artifact links stay valid.
+    artifact_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # Minutes between redelivery catch-up scans (0 turns it off).
+    redelivery_interval_minutes: int = Field(default=10, ge=0)
+    artifact_dir: Path | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _derive_graphql_url(self) -> Settings:
+        self.github_api_url = self.github_api_url.rstrip("/")
+        if not self.github_graphql_url:
+            base = self.github_api_url
+            if base.endswith("/api/v3"):  # GitHub Enterprise Server
+                self.github_graphql_url = base[: -len("/v3")] + "/graphql"
+            else:
+                self.github_graphql_url = base + "/graphql"
+        return self
+
+    @property
+    def dry_run(self) -> bool:
+        """No App credentials: record writes instead of sending them."""
+        return self.app_id is None or (self.private_key is None and self.private_key_path is None)
+
+    def app_private_key(self) -> str | None:
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_path is not None:
+            return self.private_key_path.read_text()
+        return None
+
+    def require_webhook_secret(self) -> str:
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise MissingWebhookSecret(
+                "No webhook secret: set BOT_WEBHOOK_SECRET (the secret of your GitHub App's "
+                "webhook) in the environment or in .env. Without it deliveries cannot be "
+                "verified, so the service will not start."
+            )
+        return self.webhook_secret.get_secret_value()
+
+
+def ensure_local_webhook_secret(env_file: Path = DEFAULT_ENV_FILE) -> Path | None:
+    """Generate a random webhook secret into `env_file` (mode 600) for a first local run.
+
+    Returns the file's path when it wrote a secret, None when one was already configured.
+    """
+    if os.environ.get("BOT_WEBHOOK_SECRET"):
+        return None
+    existing = env_file.read_text() if env_file.exists() else ""
+    if any(line.startswith("BOT_WEBHOOK_SECRET=") for line in existing.splitlines()):
+        return None
+    secret = secrets.token_hex(32)
+    prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(prefix + f"BOT_WEBHOOK_SECRET={secret}\n")
+    os.chmod(env_file, 0o600)
+    return env_file

@@ -1,0 +1,1 @@
+"""The triage decision: pure rules from issue data and repository config."""
