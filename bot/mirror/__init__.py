@@ -1,0 +1,1 @@
+"""The local issue mirror: storage, import formats, related search and PR detection."""
