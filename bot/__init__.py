@@ -1,0 +1,1 @@
+"""agent-dispatch: triage GitHub issues for autonomous coding agents and dispatch them."""

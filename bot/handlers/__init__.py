@@ -1,0 +1,1 @@
+"""Webhook handlers: each module owns a gidgethub Router; bot.routing merges them."""
