@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 import traceback
 
@@ -53,7 +54,12 @@ class WorkerPool:
         inbox = self._services.inbox
         while True:
             inbox.new_work.clear()
-            batch = await inbox.claim()
+            try:
+                batch = await inbox.claim()
+            except sqlite3.Error:  # e.g. the database is locked by another process for long
+                log.exception("could not claim work from the inbox; trying again shortly")
+                await asyncio.sleep(IDLE_POLL_SECONDS)
+                continue
             if not batch:
                 await self._idle()
                 continue

@@ -192,14 +192,18 @@ def rest_timeline_event(raw: dict[str, Any]) -> TimelineEvent | None:
             pull = item.get("pull_request")
             is_pr = isinstance(pull, dict)
             state = str(item.get("state") or "").upper() or None
-            if is_pr and pull.get("merged_at"):
+            if isinstance(pull, dict) and pull.get("merged_at"):
                 state = "MERGED"
             repository = item.get("repository")
             event.source_type = "PullRequest" if is_pr else "Issue"
-            event.source_number = item.get("number") if isinstance(item.get("number"), int) else None
+            event.source_number = (
+                item.get("number") if isinstance(item.get("number"), int) else None
+            )
             event.source_title = _text(item.get("title")) or None
             event.source_state = state
-            event.source_url = item.get("html_url") if isinstance(item.get("html_url"), str) else None
+            event.source_url = (
+                item.get("html_url") if isinstance(item.get("html_url"), str) else None
+            )
             event.source_body = _text(item.get("body")) or None
             event.source_repo = (
                 repository.get("full_name")
@@ -238,7 +242,9 @@ def rest_issue(
         state_reason=raw.get("state_reason") if isinstance(raw.get("state_reason"), str) else None,
         is_pull_request=is_pr,
         merged=merged,
-        head_ref=head.get("ref") if isinstance(head, dict) and isinstance(head.get("ref"), str) else None,
+        head_ref=head.get("ref")
+        if isinstance(head, dict) and isinstance(head.get("ref"), str)
+        else None,
         author=_login(raw.get("user")),
         author_association=raw.get("author_association")
         if isinstance(raw.get("author_association"), str)

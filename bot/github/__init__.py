@@ -1,0 +1,13 @@
+"""GitHub App client layer: authentication, the client handlers use, retries, redelivery."""
+
+from bot.github.client import GitHubClient, GitHubFactory, GraphQLError
+from bot.github.faults import GitHubRequestError, GitHubUnavailable, RetryPolicy
+
+__all__ = [
+    "GitHubClient",
+    "GitHubFactory",
+    "GitHubRequestError",
+    "GitHubUnavailable",
+    "GraphQLError",
+    "RetryPolicy",
+]

@@ -1,0 +1,414 @@
+"""Related-issue search: BM25 full text plus error signatures, weighted by the corpus itself.
+
+The coordinator's rule counted shared words against a hand-kept stop list. Here every
+term is weighted by how rare it is in the mirrored repository (inverse document
+frequency), so "the" or "### System Info" weigh nothing without anyone listing them,
+and a shared `RuntimeError: expected all tensors ...` line or `tuners/lora.py` path
+weighs a lot. Explicit references between two issues count most of all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from bot.models import Issue, RelatedIssue
+
+if TYPE_CHECKING:
+    from bot.mirror.store import MirrorStore
+
+# Bounds on what one issue contributes to the index (a pasted 1 MB log is not 1 MB of signal).
+BODY_CHARS = 20_000
+COMMENT_CHARS = 5_000
+COMMENTS_CHARS = 40_000
+MAX_SIGNATURES = 300
+
+QUERY_TERMS = 24  # the rarest, most repeated terms of the issue make its full-text query
+TEXT_CANDIDATES = 100
+BM25_WEIGHTS = (2.0, 1.0, 0.5)  # title, body, comments
+SIGNATURE_WEIGHT = 1.5
+LABEL_WEIGHT = 0.5
+REFERENCE_SCORE = 20.0  # one issue names the other ("#123", a cross-reference)
+MIN_SCORE = 2.0
+SHOWN_TERMS = 8
+
+_TOKEN = re.compile(r"\w+")
+_EXCEPTION = re.compile(r"\b([A-Z][A-Za-z0-9_]*(?:Error|Exception|Warning|Interrupt))\b")
+_EXCEPTION_LINE = re.compile(
+    r"\b([A-Z][A-Za-z0-9_]*(?:Error|Exception|Warning)):[ \t]*(\S[^\n]{5,})"
+)
+_LOG_ERROR_LINE = re.compile(r"(?im)^[ \t>*-]*(?:error|fatal|critical)\b[:\] \t]+(\S[^\n]{9,})")
+_PATH = re.compile(
+    r"(?:[\w.-]+/)*[\w-][\w.-]*\.(?:py|pyx|cpp|cc|cu|cuh|c|h|hpp|rs|go|js|ts|java|yaml|yml|toml|sh)\b"
+)
+_DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
+_SNAKE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
+_CAMEL = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
+_CALL = re.compile(r"\b([A-Za-z_]\w{2,})\(|, in ([A-Za-z_]\w{2,})\b")
+_NOT_DOTTED_SUFFIXES = {
+    "com",
+    "org",
+    "io",
+    "co",
+    "net",
+    "ai",
+    "dev",
+    "html",
+    "md",
+    "txt",
+    "png",
+    "jpg",
+    "gif",
+}
+_MENTION = re.compile(r"(?:(?<![\w/])#|/issues/)(\d{1,7})\b")
+
+
+def fts_phrase(token: str) -> str:
+    """One token as an FTS5 string literal: text inside double quotes is never syntax."""
+    return '"' + token.replace('"', '""') + '"'
+
+
+def tokens(text: str) -> list[str]:
+    """Words as the FTS5 index sees them (unicode61, case-folded, `_` kept inside words)."""
+    return _TOKEN.findall(text.lower())
+
+
+def index_text(issue: Issue) -> tuple[str, str, str]:
+    """Title, body and human comments, bounded, as the full-text index stores them."""
+    parts: list[str] = []
+    budget = COMMENTS_CHARS
+    for comment in issue.comments:
+        if comment.author_is_bot or budget <= 0:
+            continue
+        text = comment.body[: min(COMMENT_CHARS, budget)]
+        parts.append(text)
+        budget -= len(text)
+    return issue.title, issue.body[:BODY_CHARS], "\n".join(parts)
+
+
+def _normalise_message(message: str) -> list[str]:
+    message = re.sub(r"0x[0-9a-fA-F]+", "0x#", message.lower())
+    message = _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], message)
+    message = re.sub(r"\d+", "#", message)
+    return re.findall(r"[\w#']+", message)
+
+
+def _path_signatures(path: str) -> list[str]:
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    parts = [p for p in path.split("/") if p]
+    found = [f"file:{parts[-1]}"]
+    if len(parts) > 1:
+        found.append(f"path:{'/'.join(parts[-2:])}")
+    return found
+
+
+def signatures_of_text(text: str) -> list[str]:
+    """Error signatures: exception types, error message lines, file paths, code names."""
+    found: list[str] = []
+    found += [f"exc:{m}" for m in _EXCEPTION.findall(text)]
+    for exc, message in _EXCEPTION_LINE.findall(text):
+        words = _normalise_message(message)
+        found.append(f"msg:{exc}: {' '.join(words[:10])}")
+        if len(words) > 5:
+            found.append(f"msg:{exc}: {' '.join(words[:5])} ...")
+    for message in _LOG_ERROR_LINE.findall(text):
+        words = _normalise_message(message)
+        found.append(f"msg:error: {' '.join(words[:10])}")
+    for path in _PATH.findall(text):
+        found += _path_signatures(path)
+    for name in _DOTTED.findall(text):
+        parts = name.split(".")
+        if parts[-1].lower() in _NOT_DOTTED_SUFFIXES or min(len(p) for p in parts) < 2:
+            continue
+        if _PATH.fullmatch(name):
+            continue
+        found.append(f"name:{name}")
+    found += [f"name:{m}" for m in _SNAKE.findall(text)]
+    found += [f"name:{m}" for m in _CAMEL.findall(text) if not _EXCEPTION.fullmatch(m)]
+    found += [f"call:{a or b}" for a, b in _CALL.findall(text)]
+    return found
+
+
+def error_signatures(issue: Issue) -> list[str]:
+    """The issue's distinct signatures (title, body, human comments), bounded in number."""
+    title, body, comments = index_text(issue)
+    unique = dict.fromkeys(
+        s for s in signatures_of_text(f"{title}\n{body}\n{comments}") if len(s) <= 120
+    )
+    return list(unique)[:MAX_SIGNATURES]
+
+
+def mentioned_numbers(issue: Issue) -> set[int]:
+    """Issue numbers this issue names in its text or cross-references."""
+    title, body, comments = index_text(issue)
+    numbers = {int(n) for n in _MENTION.findall(f"{title}\n{body}\n{comments}")}
+    numbers |= {
+        e.source_number
+        for e in issue.timeline
+        if e.type == "CrossReferencedEvent"
+        and e.source_type == "Issue"
+        and e.source_number is not None
+        and e.source_repo in (None, issue.repo)
+    }
+    numbers.discard(issue.number)
+    return numbers
+
+
+def idf(docs: int, df: int) -> float:
+    """BM25's inverse document frequency: rare terms weigh more, ubiquitous ones ~0."""
+    return math.log((docs - df + 0.5) / (df + 0.5) + 1.0)
+
+
+def _query_terms(
+    store: MirrorStore, issue: Issue, docs: int, *, title_only: bool
+) -> dict[str, float]:
+    """The issue's most telling words with their corpus weights (no stop list)."""
+    title, body, comments = index_text(issue)
+    counts: dict[str, float] = {}
+    weighted = [(title, 3.0)] if title_only else [(title, 3.0), (body, 1.0), (comments, 0.5)]
+    for text, weight in weighted:
+        for word in tokens(text):
+            counts[word] = counts.get(word, 0.0) + weight
+    words = [w for w in counts if len(w) > 1 and not w.isdigit()]
+    if not words:
+        return {}
+    df: dict[str, int] = {}
+    for chunk in _chunks(words, 500):
+        marks = ",".join("?" * len(chunk))
+        df.update(
+            store.conn.execute(
+                f"SELECT term, doc FROM mirror_fts_vocab WHERE term IN ({marks})", chunk
+            ).fetchall()
+        )
+    weights = {
+        w: idf(docs, df[w]) * math.sqrt(counts[w])
+        for w in words
+        if df.get(w)  # unknown to the index: nothing else can match it
+    }
+    best = sorted(weights, key=lambda w: weights[w], reverse=True)[:QUERY_TERMS]
+    return {w: idf(docs, df[w]) for w in best}
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def find_related(
+    store: MirrorStore,
+    issue: Issue,
+    *,
+    limit: int = 10,
+    state: str | None = None,
+    title_only: bool = False,
+) -> list[RelatedIssue]:
+    """Issues of the same repository most like `issue`, best first, each with what matched."""
+    conn = store.conn
+    repo = issue.repo
+    self_row = conn.execute(
+        "SELECT id FROM mirror_issues WHERE repo = ? AND number = ?", (repo, issue.number)
+    ).fetchone()
+    self_id = self_row[0] if self_row else None
+    docs_all = conn.execute("SELECT COUNT(*) FROM mirror_issues WHERE is_pr = 0").fetchone()[0]
+    docs = conn.execute(
+        "SELECT COUNT(*) FROM mirror_issues WHERE repo = ? AND is_pr = 0", (repo,)
+    ).fetchone()[0]
+    if docs == 0:
+        return []
+
+    filters = "i.repo = ? AND i.is_pr = 0" + (" AND i.state = ?" if state else "")
+    params: list[object] = [repo, state] if state else [repo]
+
+    # 1. Full text: BM25 over title, body and comments with the issue's rarest words.
+    terms = _query_terms(store, issue, max(docs_all, 1), title_only=title_only)
+    text_score: dict[int, float] = {}
+    if terms:
+        expression = " OR ".join(fts_phrase(t) for t in terms)
+        if title_only:
+            expression = f"{{title}} : ({expression})"
+        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        for rowid, score in conn.execute(
+            f"""SELECT f.rowid, bm25(mirror_fts, {weights}) AS s
+                FROM mirror_fts f JOIN mirror_issues i ON i.id = f.rowid
+                WHERE mirror_fts MATCH ? AND {filters} ORDER BY s LIMIT ?""",
+            (expression, *params, TEXT_CANDIDATES),
+        ):
+            text_score[rowid] = -score
+
+    # 2. Error signatures, weighted by how rare each is in this repository.
+    sigs = [] if title_only else error_signatures(issue)
+    sig_weight: dict[str, float] = {}
+    sig_candidates: set[int] = set()
+    if sigs:
+        marks = ",".join("?" * len(sigs))
+        for sig, df in conn.execute(
+            f"SELECT sig, COUNT(*) FROM mirror_sigs WHERE repo = ? AND sig IN ({marks}) GROUP BY sig",
+            (repo, *sigs),
+        ):
+            others = df - (1 if self_id is not None else 0)
+            if others > 0:
+                sig_weight[sig] = idf(docs, others)
+        rare = [s for s, w in sig_weight.items() if w >= idf(docs, max(10, docs // 100))]
+        if rare:
+            marks = ",".join("?" * len(rare))
+            sig_candidates = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT issue_id FROM mirror_sigs WHERE repo = ? AND sig IN ({marks})",
+                    (repo, *rare),
+                )
+            }
+
+    # 3. Explicit references, either direction.
+    ref_numbers = mentioned_numbers(issue)
+    referenced: set[int] = set()
+    if ref_numbers:
+        marks = ",".join("?" * len(ref_numbers))
+        referenced |= {
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM mirror_issues WHERE repo = ? AND number IN ({marks})",
+                (repo, *ref_numbers),
+            )
+        }
+    referenced |= {
+        r[0]
+        for r in conn.execute(
+            """SELECT source_id FROM mirror_refs WHERE target_repo = ? AND target_number = ?
+               AND kind = 'mention'""",
+            (repo, issue.number),
+        )
+    }
+
+    candidates = (set(text_score) | sig_candidates | referenced) - {self_id}
+    if not candidates:
+        return []
+    rows = {}
+    cand_list = list(candidates)
+    for start in range(0, len(cand_list), 500):
+        chunk = cand_list[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"""SELECT i.id, i.number, i.state, i.title, i.labels, i.url FROM mirror_issues i
+                WHERE i.id IN ({marks}) AND {filters}""",
+            (*chunk, *params),
+        ):
+            rows[row[0]] = row
+    shared_sigs: dict[int, list[str]] = {cid: [] for cid in rows}
+    if sig_weight and rows:
+        ids = list(rows)
+        marks = ",".join("?" * len(ids))
+        for cid, sig in conn.execute(
+            f"SELECT issue_id, sig FROM mirror_sigs WHERE issue_id IN ({marks})", ids
+        ):
+            if sig in sig_weight:
+                shared_sigs[cid].append(sig)
+
+    label_weight = _label_weights(store, repo, issue.labels, docs)
+    scored: list[tuple[float, int, list[str]]] = []
+    for cid, row in rows.items():
+        sigs_here = sorted(shared_sigs[cid], key=lambda s: -sig_weight[s])
+        labels_here = [lbl for lbl in json.loads(row["labels"]) if lbl in label_weight]
+        score = (
+            text_score.get(cid, 0.0)
+            + SIGNATURE_WEIGHT * sum(sig_weight[s] for s in sigs_here)
+            + LABEL_WEIGHT * sum(label_weight[lbl] for lbl in labels_here)
+            + (REFERENCE_SCORE if cid in referenced else 0.0)
+        )
+        if score < MIN_SCORE:
+            continue
+        matched = sigs_here[:5] + [f"label:{lbl}" for lbl in labels_here]
+        scored.append((score, cid, matched))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+
+    results = []
+    for score, cid, matched in scored[:limit]:
+        row = rows[cid]
+        reference = []
+        if row["number"] in ref_numbers:
+            reference = [f"mentions #{row['number']}"]
+        elif cid in referenced:
+            reference = [f"mentioned by #{row['number']}"]
+        words = _matched_words(store, cid, terms)
+        results.append(
+            RelatedIssue(
+                number=row["number"],
+                state=row["state"],
+                title=row["title"],
+                score=round(score, 2),
+                matched=reference + words + matched,
+                url=row["url"],
+                repo=repo,
+            )
+        )
+    return results
+
+
+def _matched_words(store: MirrorStore, issue_id: int, terms: dict[str, float]) -> list[str]:
+    """The query words present in a result, rarest first."""
+    row = store.conn.execute(
+        "SELECT title, body, comments FROM mirror_fts WHERE rowid = ?", (issue_id,)
+    ).fetchone()
+    if row is None or not terms:
+        return []
+    present = set(tokens(" ".join(row)))
+    return sorted((t for t in terms if t in present), key=lambda t: -terms[t])[:SHOWN_TERMS]
+
+
+def _label_weights(store: MirrorStore, repo: str, labels: list[str], docs: int) -> dict[str, float]:
+    if not labels:
+        return {}
+    marks = ",".join("?" * len(labels))
+    return {
+        name: idf(docs, count)
+        for name, count in store.conn.execute(
+            f"SELECT name, COUNT(*) FROM mirror_labels WHERE repo = ? AND name IN ({marks}) GROUP BY name",
+            (repo, *labels),
+        )
+    }
+
+
+def search_issues(
+    store: MirrorStore,
+    text: str,
+    *,
+    repo: str | None = None,
+    state: str | None = None,
+    label: str | None = None,
+    limit: int = 30,
+    title_only: bool = False,
+) -> list[tuple[int, float]]:
+    """(row id, BM25 score) of issues holding every word of `text`, or any word if none do."""
+    words = list(dict.fromkeys(tokens(text)))
+    if not words:
+        return []
+    where = ["i.is_pr = 0"]
+    params: list[object] = []
+    for column, value in (("i.repo", repo), ("i.state", state)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if label is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id AND l.name = ?)"
+        )
+        params.append(label)
+    weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+    for joiner in (" AND ", " OR "):
+        expression = joiner.join(fts_phrase(w) for w in words)
+        if title_only:
+            expression = f"{{title}} : ({expression})"
+        rows = store.conn.execute(
+            f"""SELECT f.rowid, bm25(mirror_fts, {weights}) AS s
+                FROM mirror_fts f JOIN mirror_issues i ON i.id = f.rowid
+                WHERE mirror_fts MATCH ? AND {" AND ".join(where)} ORDER BY s LIMIT ?""",
+            (expression, *params, limit),
+        ).fetchall()
+        if rows or len(words) == 1:
+            return [(r[0], round(-r[1], 2)) for r in rows]
+    return []

@@ -1,0 +1,339 @@
+"""Detectors for what the reporter wrote: errors, reproductions, code pointers, the kind of ask.
+
+Each detector returns `Finding`s (a signal name, a short quote, a trust factor); the engine
+turns them into weighted `Signal`s. Patterns use bounded repetition only (no nested
+quantifiers), so adversarial text cannot make them backtrack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.triage.text import Part, Prepared, description_words, snippet
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    evidence: str
+    factor: float = 1.0
+
+
+Hit = tuple[Part, "re.Match[str]"]
+
+TRACEBACK_HEADER_RE = re.compile(r"Traceback \(most recent call last\)")
+FRAME_RE = re.compile(
+    r"File \"[^\"\n]{1,300}\", line \d{1,7}|^\s{0,8}File [~/][^\n,]{1,300}\.py:\d{1,7}, in ",
+    re.M,
+)
+EXCEPTION_RE = re.compile(
+    r"(?<!\w)[A-Z][A-Za-z0-9]{0,40}(?:Error|Exception)(?::\s{0,4}\S|\s{0,2}\()"
+    r"|(?i:\b(?:error|exception|fatal)\s{0,2}:\s{0,4}[\w'\"`])"
+)
+# Code-like lines in a fenced block or a reproduction section (not traceback frames).
+CODE_LINE_RE = re.compile(
+    r"^\s{0,12}(?:import|from)\s[\w.]{1,80}"
+    r"|^\s{0,12}[\w.\[\]'\",]{1,80}\s{0,4}=\s{0,4}[\w\"'\[({-]"
+    r"|^\s{0,12}[\w.]{1,80}\([^\n]{0,200}"
+    r"|^\s{0,4}\$?\s{0,4}(?:python3? \S{1,120}\.py|python3? -m \w|pip3? install|vllm serve|torchrun\s|accelerate launch|deepspeed\s|export \w{1,60}=|CUDA_VISIBLE_DEVICES=)",
+    re.M,
+)
+NOT_CODE_LINE_RE = re.compile(r"^\s{0,12}(?:File |-{2,}>|\d{1,5}\s{2})")
+REPRO_HEADING_RE = re.compile(
+    r"^\s{0,3}(?:#{1,6}\s{0,4}|\*\*)?(?:reproduction|to reproduce|steps to reproduce|reproducer|"
+    r"minimal (?:example|reproduction|code)|code to reproduce)\b",
+    re.I | re.M,
+)
+HEADING_LINE_RE = re.compile(r"^\s{0,3}#{1,6}\s", re.M)
+NOTEBOOK_LINK_RE = re.compile(r"colab\.research\.google\.com/\S|gist\.github\.com/\S|kaggle\.com/code/\S")
+LINE_LINK_RE = re.compile(
+    r"github\.com/[\w.-]{1,100}/[\w.-]{1,100}/blob/[^\s#)\]>\"']{1,300}#L\d{1,7}"
+)
+PY_SUFFIX_RE = re.compile(r"\.py\b")
+_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-")
+MAX_PATHS = 50
+BACKTICK_IDENT_RE = re.compile(r"`([A-Za-z_][\w.]{1,80}(?:\(\))?)`")
+SNAKE_IDENT_RE = re.compile(r"(?<![\w-])[a-z][a-z0-9]{0,40}_[a-z0-9_]{1,60}(?![\w-])")
+DOTTED_CALL_RE = re.compile(r"\b[A-Za-z_]\w{0,40}\.[a-z_]\w{0,60}\(")
+VERSION_RE = re.compile(
+    r"(?<![/\w])(?:version|python|torch|pytorch|cuda|rocm|transformers|peft|vllm|accelerate|"
+    r"bitsandbytes|trl|diffusers|datasets|tokenizers|safetensors|jax|numpy|triton)\b[^\n\d]{0,24}v?\d{1,3}\.\d{1,4}"
+    r"|==\s?\d{1,3}\.\d{1,4}|collect_env|transformers-cli env|\bpip (?:list|freeze)\b",
+    re.I,
+)
+SCOPED_ASK_RE = re.compile(
+    r"\btypo\b|\bmissing (?:entry|import|argument|parameter|key|check|docstring|documentation|docs|type hint|export)\b"
+    r"|\b(?:wrong|incorrect|misleading|unclear|confusing|outdated) (?:error )?(?:message|docstring|documentation|docs|example|type hints?|default|warning)\b"
+    r"|\b(?:doc|docs|documentation|docstring) (?:is|are|says?) (?:wrong|outdated|missing|incorrect|misleading)\b"
+    r"|\bmimic\b|\b(?:similar|analogous) to the existing\b|\blike the existing\b",
+    re.I,
+)
+FIX_PROPOSED_RE = re.compile(
+    r"\bshould (?:just |simply )?be (?:changed to |replaced (?:with|by) )?`"
+    r"|\bthe fix (?:is|would be|should be)\b|\b(?:proposed|suggested|possible) (?:fix|solution|patch)\b"
+    r"|\binstead of `|\breplac(?:e|ing) `[^`\n]{1,80}` (?:with|by)\b|\b(?:a|one) (?:simple |easy )?fix (?:is|would be)\b",
+    re.I,
+)
+IMAGE_RE = re.compile(
+    r"<img\s|!\[[^\]\n]{0,200}\]\(|user-images\.githubusercontent\.com|github\.com/user-attachments/|/assets/\d",
+    re.I,
+)
+TITLE_TAG_RE = re.compile(r"^\s{0,4}\[([^\]\n]{1,40})\]\s{0,4}:?")
+QUESTION_TITLE_RE = re.compile(
+    r"^(?:how (?:to|can|do|does|should|would)|is (?:it|there) (?:possible|a way)|can i|could i|"
+    r"what is the (?:best|right|recommended|correct)|which)\b"
+    r"|^(?:how|what|where|which|is|are|can|could|does|do|should)\b[^\n]{0,300}\?\s{0,4}$",
+    re.I,
+)
+DESIGN_TITLE_RE = re.compile(
+    r"\bsupport(?:s|ed|ing)?\b|\bnew (?:backend|platform|device|model|architecture|method|algorithm|quantization|optimizer|kernel|api)\b"
+    r"|\bintegrat(?:e|ion)\b|\bport(?:ing)? to\b",
+    re.I,
+)
+FEATURE_TITLE_START_RE = re.compile(r"^(?:add|adding|support|request|enable|implement|allow)\b", re.I)
+FEATURE_HEADING_RE = re.compile(
+    r"^\s{0,3}#{1,6}\s{0,4}(?:\W{0,4}\s{0,2})?(?:feature request|the feature, motivation|motivation)\b",
+    re.I | re.M,
+)
+DOCS_TITLE_RE = re.compile(r"\b(?:docs?|documentation|docstrings?|readme|tutorial)\b", re.I)
+
+QUESTION_TAGS = {"usage", "question", "help", "how to", "q&a"}
+DECISION_TAGS = {"rfc", "proposal", "roadmap", "discussion", "new model"}
+FEATURE_TAGS = {"feature", "feature request", "enhancement", "new model"}
+DOCS_TAGS = {"doc", "docs", "documentation"}
+
+
+def first_hit(regex: re.Pattern[str], parts: Iterable[Part], field: str = "text") -> Hit | None:
+    for part in parts:
+        match = regex.search(getattr(part, field))
+        if match:
+            return part, match
+    return None
+
+
+def quote(part: Part, match: re.Match[str]) -> str:
+    """Evidence for a match found in part.text, part.prose or part.code."""
+    found = match.group(0)
+    if match.string is part.text:
+        start = match.start()
+    else:
+        start = part.text.find(found)
+        if start < 0:
+            return f"{part.where}: {' '.join(found.split())[:150]}"
+    return snippet(part, start, start + len(found))
+
+
+def _finding(name: str, hit: Hit, factor: float = 1.0) -> Finding:
+    part, match = hit
+    return Finding(name, quote(part, match), factor)
+
+
+def title_tag(title: str) -> str:
+    """The template tag of a title, '[Bug]: ...' -> 'bug'."""
+    match = TITLE_TAG_RE.match(title)
+    return " ".join(match.group(1).lower().split()) if match else ""
+
+
+def bare_title(title: str) -> str:
+    return TITLE_TAG_RE.sub("", title, count=1).strip()
+
+
+def has_traceback(parts: list[Part]) -> Hit | None:
+    header = first_hit(TRACEBACK_HEADER_RE, parts)
+    if header:
+        return header
+    for part in parts:
+        frames = list(FRAME_RE.finditer(part.text))
+        if len(frames) >= 2:
+            return part, frames[0]
+    return None
+
+
+def _repro_in_code(part: Part) -> re.Match[str] | None:
+    for match in CODE_LINE_RE.finditer(part.code):
+        line_start = part.code.rfind("\n", 0, match.start()) + 1
+        if not NOT_CODE_LINE_RE.match(part.code, line_start):
+            return match
+    return None
+
+
+def _repro_in_section(part: Part) -> re.Match[str] | None:
+    """Unfenced code under a 'Reproduction' heading (many templates do not fence it)."""
+    heading = REPRO_HEADING_RE.search(part.prose)
+    if not heading:
+        return None
+    following = HEADING_LINE_RE.search(part.prose, heading.end())
+    end = following.start() if following else len(part.prose)
+    return CODE_LINE_RE.search(part.prose, heading.end(), end)
+
+
+def reproduction(parts: list[Part]) -> Finding | None:
+    for part in parts:
+        match = _repro_in_code(part) or _repro_in_section(part)
+        if match:
+            return Finding("reproduction", quote(part, match))
+    hit = first_hit(NOTEBOOK_LINK_RE, parts)
+    return _finding("reproduction", hit) if hit else None
+
+
+def _in_package(path: str, packages: tuple[str, ...]) -> bool:
+    padded = "/" + path.lower().lstrip("./")
+    return padded.startswith("/src/") or any(f"/{name}/" in padded for name in packages)
+
+
+def python_paths(text: str) -> list[tuple[int, int]]:
+    """Spans of '.py' paths: found from the suffix backwards, so long runs cannot backtrack."""
+    spans: list[tuple[int, int]] = []
+    for i, match in enumerate(PY_SUFFIX_RE.finditer(text)):
+        if i >= MAX_PATHS:
+            break
+        start = match.start()
+        while start > 0 and match.start() - start < 300 and text[start - 1] in _PATH_CHARS:
+            start -= 1
+        if start < match.start():
+            spans.append((start, match.end()))
+    return spans
+
+
+def repo_path(text: str, packages: tuple[str, ...]) -> tuple[int, int] | None:
+    """First path into the repository's own package (not a user script or a dependency)."""
+    for start, end in python_paths(text):
+        if _in_package(text[start:end], packages):
+            return start, end
+    return None
+
+
+def code_pointer(parts: list[Part], packages: tuple[str, ...]) -> Finding | None:
+    hit = first_hit(LINE_LINK_RE, parts)
+    if hit:
+        return _finding("code_pointer", hit)
+    for part in parts:
+        span = repo_path(part.text, packages)
+        if span:
+            return Finding("code_pointer", snippet(part, *span))
+    return None
+
+
+def _identifier(text: str) -> re.Match[str] | None:
+    for match in BACKTICK_IDENT_RE.finditer(text):
+        name = match.group(1)
+        if "_" in name or "." in name or name.endswith("()") or not name.islower():
+            return match
+    return None
+
+
+def title_names_code(title: Part) -> Finding | None:
+    text = bare_title(title.text)
+    match = _identifier(text) or SNAKE_IDENT_RE.search(text) or DOTTED_CALL_RE.search(text)
+    if not match:
+        return None
+    return Finding("title_names_code", f"title: {' '.join(text.split())[:150]}")
+
+
+def code_identifier(parts: list[Part]) -> Finding | None:
+    for part in parts:
+        match = _identifier(part.prose)
+        if match:
+            return Finding("code_identifier", f"{part.where}: `{match.group(1)[:100]}`")
+    return None
+
+
+def screenshot_only(parts: list[Part], error_found: bool) -> Finding | None:
+    """An image where the error should be, and no error text anywhere."""
+    if error_found:
+        return None
+    hit = first_hit(IMAGE_RE, parts)
+    return _finding("screenshot_only_error", hit) if hit else None
+
+
+def no_description(prepared: Prepared, min_words: int) -> Finding | None:
+    words = description_words([prepared.body, *prepared.reporter])
+    if words >= min_words:
+        return None
+    return Finding(
+        "no_description",
+        f"body: {words} word(s) of description outside code and logs (minimum {min_words})",
+    )
+
+
+def vague_title(title: Part) -> Finding | None:
+    words = re.findall(r"[A-Za-z0-9]{2,40}", bare_title(title.text))
+    if len(words) >= 3:
+        return None
+    return Finding("vague_title", f"title: {title.text.strip()[:150]!r}")
+
+
+def question(prepared: Prepared, question_labels: set[str]) -> Finding | None:
+    for label in prepared.labels:
+        if label in question_labels:
+            return Finding("question", f"label: {label}")
+    tag = title_tag(prepared.title.text)
+    if tag in QUESTION_TAGS:
+        return Finding("question", f"title: {prepared.title.text.strip()[:150]}")
+    if QUESTION_TITLE_RE.search(bare_title(prepared.title.text)):
+        return Finding("question", f"title: {prepared.title.text.strip()[:150]}")
+    return None
+
+
+def is_feature(prepared: Prepared, feature_labels: set[str]) -> bool:
+    return (
+        any(label in feature_labels for label in prepared.labels)
+        or title_tag(prepared.title.text) in FEATURE_TAGS
+        or bool(FEATURE_HEADING_RE.search(prepared.body.text))
+    )
+
+
+def design_ask(prepared: Prepared, feature: bool) -> Finding | None:
+    """A request for a new capability (platform, backend, method), not a scoped change."""
+    title = bare_title(prepared.title.text)
+    if title_tag(prepared.title.text) in DECISION_TAGS:
+        return Finding("design_ask", f"title: {prepared.title.text.strip()[:150]}")
+    if (feature or FEATURE_TITLE_START_RE.search(title)) and DESIGN_TITLE_RE.search(title):
+        return Finding("design_ask", f"title: {prepared.title.text.strip()[:150]}")
+    return None
+
+
+def is_docs(prepared: Prepared, docs_labels: set[str]) -> bool:
+    return (
+        any(label in docs_labels for label in prepared.labels)
+        or title_tag(prepared.title.text) in DOCS_TAGS
+        or bool(DOCS_TITLE_RE.search(bare_title(prepared.title.text)))
+    )
+
+
+def content_findings(prepared: Prepared, min_words: int) -> list[Finding]:
+    """Signals from what the reporter wrote (title, body, their own comments)."""
+    parts = prepared.issue_text
+    findings: list[Finding] = []
+    traceback = has_traceback(parts)
+    if traceback:
+        findings.append(_finding("traceback", traceback))
+    error = None if traceback else first_hit(EXCEPTION_RE, parts)
+    if error:
+        findings.append(_finding("error_message", error))
+    for detector in (
+        reproduction(parts),
+        code_pointer(parts, prepared.package_names),
+        title_names_code(prepared.title),
+        code_identifier(parts[1:]),
+    ):
+        if detector:
+            findings.append(detector)
+    for name, regex, field in (
+        ("versions", VERSION_RE, "text"),
+        ("scoped_ask", SCOPED_ASK_RE, "prose"),
+        ("fix_proposed", FIX_PROPOSED_RE, "prose"),
+    ):
+        hit = first_hit(regex, parts, field)
+        if hit:
+            findings.append(_finding(name, hit))
+    for negative in (
+        screenshot_only(parts[1:], bool(traceback or error)),
+        no_description(prepared, min_words),
+        vague_title(prepared.title),
+    ):
+        if negative:
+            findings.append(negative)
+    return findings

@@ -1,0 +1,184 @@
+"""Issue text split into the parts the detectors read: prose, code, who said what.
+
+Issue text is hostile input: it is capped before any regex sees it, and every pattern in
+the triage package is free of nested quantifiers so that scanning stays linear.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.models import Comment, Issue
+from bot.triage.config import TriageRules
+
+Role = Literal["maintainer", "author", "unknown", "other"]
+
+EVIDENCE_CHARS = 160
+_FENCE_RE = re.compile(r"^\s{0,3}(?:`{3,}|~{3,})")
+_HTML_TAG_RE = re.compile(r"<[^<>\n]{0,300}>")
+_URL_RE = re.compile(r"https?://[^\s)\]>\"']{1,500}")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]{1,30}")
+_HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s")
+_CHECKBOX_RE = re.compile(r"^\s{0,6}[-*]\s\[[ xX]\]")
+# Log and traceback lines are not prose even when they are not fenced.
+_LOG_LINE_RE = re.compile(
+    r"^\s{4}|^\s{0,8}(?:File |-{2,}>|\d{1,5}\s{2}|at |\[rank\d)|Traceback \(|"
+    r"\b(?:ERROR|WARNING|INFO|DEBUG)\b|^\s{0,4}\(\w{1,40} pid="
+)
+_BOT_SUFFIX = "[bot]"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of text with where it came from, for evidence quotes."""
+
+    where: str  # "title", "body", "comment by @x"
+    text: str
+    code: str = ""  # fenced blocks only
+    prose: str = ""  # outside fences, without HTML tags
+
+
+@dataclass(frozen=True)
+class SaidBy:
+    """A comment reduced to what the rules need."""
+
+    index: int
+    author: str | None
+    role: Role
+    trust: float
+    part: Part
+
+
+@dataclass
+class Prepared:
+    title: Part
+    body: Part
+    reporter: list[Part] = field(default_factory=list)  # issue author's comments
+    comments: list[SaidBy] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # normalised
+    author_is_maintainer: bool = False
+    package_names: tuple[str, ...] = ()
+
+    @property
+    def issue_text(self) -> list[Part]:
+        """What the reporter wrote: title, body and their own comments."""
+        return [self.title, self.body, *self.reporter]
+
+
+def normalise_label(name: str) -> str:
+    lowered = re.sub(r"[-_:/]", " ", name.lower())
+    return " ".join(re.sub(r"[^a-z0-9' ]", "", lowered).split())
+
+
+def cap(text: str, limit: int) -> str:
+    """Head and tail of long text: errors usually sit at the end of a pasted log."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 5
+    return text[: limit - tail] + "\n[...]\n" + text[-tail:]
+
+
+def split_code(text: str) -> tuple[str, str]:
+    """(fenced code, prose) of markdown text; an unclosed fence runs to the end."""
+    code: list[str] = []
+    prose: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if _FENCE_RE.match(line):
+            inside = not inside
+            continue
+        (code if inside else prose).append(line)
+    return "\n".join(code), _HTML_TAG_RE.sub(" ", "\n".join(prose))
+
+
+def make_part(where: str, text: str) -> Part:
+    code, prose = split_code(text)
+    return Part(where=where, text=text, code=code, prose=prose)
+
+
+def strip_quotes(text: str) -> str:
+    """Drop quoted lines ('> ...'): in a comment they are someone else's words."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+
+
+def description_words(parts: list[Part]) -> int:
+    """Prose words a human wrote: no code, logs, URLs, checkboxes or template headings."""
+    count = 0
+    for part in parts:
+        for line in part.prose.splitlines():
+            if _CHECKBOX_RE.match(line) or _LOG_LINE_RE.search(line):
+                continue
+            words = _WORD_RE.findall(_URL_RE.sub(" ", line))
+            if _HEADING_RE.match(line) and len(words) <= 4:
+                continue  # template headings such as "### System Info"
+            count += len(words)
+    return count
+
+
+def snippet(part: Part, start: int, end: int) -> str:
+    """A short quote around text[start:end] of a part, prefixed by where it is from."""
+    text = part.text
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    if line_end == -1:
+        line_end = len(text)
+    lo = max(line_start, start - 60)
+    hi = min(line_end, max(end, lo) + 100)
+    quote = " ".join(text[lo:hi].split())
+    if len(quote) > EVIDENCE_CHARS:
+        quote = quote[: EVIDENCE_CHARS - 3] + "..."
+    return f"{part.where}: {quote}"[:200]
+
+
+def _is_bot(comment: Comment) -> bool:
+    return comment.author_is_bot or (comment.author or "").lower().endswith(_BOT_SUFFIX)
+
+
+def is_maintainer(login: str | None, association: str | None, rules: TriageRules) -> bool:
+    if login and login.lower() in {m.lower() for m in rules.maintainers}:
+        return True
+    return bool(association) and association.upper() in {
+        a.upper() for a in rules.maintainer_associations
+    }
+
+
+def _role(comment: Comment, issue: Issue, rules: TriageRules) -> tuple[Role, float]:
+    if is_maintainer(comment.author, comment.author_association, rules):
+        return "maintainer", 1.0
+    if issue.author and comment.author and comment.author.lower() == issue.author.lower():
+        return "author", 0.0
+    if comment.author_association is None:
+        return "unknown", rules.unknown_commenter_trust
+    return "other", 0.0
+
+
+def _comments(issue: Issue, rules: TriageRules) -> list[Comment]:
+    human = [c for c in issue.comments if not _is_bot(c)]
+    if len(human) <= rules.max_comments:
+        return human
+    head = rules.max_comments // 4
+    return human[:head] + human[len(human) - (rules.max_comments - head) :]
+
+
+def prepare(issue: Issue, rules: TriageRules) -> Prepared:
+    said: list[SaidBy] = []
+    reporter: list[Part] = []
+    for index, comment in enumerate(_comments(issue, rules)):
+        role, trust = _role(comment, issue, rules)
+        text = strip_quotes(cap(comment.body or "", rules.max_comment_chars))
+        part = make_part(f"comment by @{comment.author or 'unknown'}", text)
+        said.append(SaidBy(index=index, author=comment.author, role=role, trust=trust, part=part))
+        if role == "author":
+            reporter.append(part)
+    packages = rules.package_names or [issue.repo.rsplit("/", 1)[-1].replace("-", "_")]
+    return Prepared(
+        title=make_part("title", (issue.title or "")[:500]),
+        body=make_part("body", cap(issue.body or "", rules.max_body_chars)),
+        reporter=reporter,
+        comments=said,
+        labels=[normalise_label(label) for label in issue.labels[:100]],
+        author_is_maintainer=is_maintainer(issue.author, issue.author_association, rules),
+        package_names=tuple(p.lower() for p in packages if p),
+    )
