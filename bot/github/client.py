@@ -153,7 +153,7 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
                 self._log.warning(
                     "GitHub %s %s: %s, waiting %.1fs", method, path, verdict.reason, verdict.delay
                 )
-                self._gate.block(time.time() + verdict.delay, verdict.reason)
+                self._gate.pause(verdict.delay, verdict.reason)
                 continue
             if verdict.action == "backoff":
                 failures += 1
@@ -343,7 +343,7 @@ class GitHubClient:
         self._writes += 1
         key = f"{self._prefix}:{self._writes}" if self._prefix else None
         self._recorder.record("github", kind, subject, payload, key=key)
-        digest = hashlib.sha256(f"{key or id(self)}:{subject}:{self._writes}".encode()).digest()
+        digest = hashlib.sha256(f"{key}:{subject}:{self._writes}".encode()).digest()
         return int.from_bytes(digest[:4], "big")
 
     def _synthetic_comment(self, repo: str, comment_id: int, body: str, number: int | None) -> dict:
@@ -439,7 +439,9 @@ class GitHubFactory:
     """Builds clients that share one ETag cache, one token cache and rate-limit gates.
 
     Built once at start-up. With no App credentials (`settings.dry_run`) clients are
-    unauthenticated and record their writes in `recorder`, which is then required.
+    unauthenticated and record their writes in `recorder`, which is then required. With
+    credentials and a recorder, reads are authenticated and writes still recorded.
+    `clock` is the wall clock the token cache judges expiry by (tests move it).
     """
 
     def __init__(
@@ -460,7 +462,6 @@ class GitHubFactory:
         self._metrics = metrics
         self._recorder = recorder
         self._policy = policy or RetryPolicy()
-        self._clock = clock
         self._etags: LRUCache[str, Any] = LRUCache(maxsize=etag_cache_size)
         self._gates: dict[int | None, RateGate] = {}
         self._slug: str | None = None
@@ -474,7 +475,7 @@ class GitHubFactory:
     def _gate(self, installation_id: int | None) -> RateGate:
         gate = self._gates.get(installation_id)
         if gate is None:
-            gate = self._gates[installation_id] = RateGate(self._clock)
+            gate = self._gates[installation_id] = RateGate()
         return gate
 
     def _client(

@@ -122,6 +122,9 @@ class RateGate:
             self.blocked_until = until
             self.reason = reason
 
+    def pause(self, seconds: float, reason: str) -> None:
+        self.block(self._clock() + seconds, reason)
+
     def observe(self, headers: Mapping[str, str]) -> None:
         reset = exhausted_until(headers)
         if reset is not None:

@@ -1,0 +1,48 @@
+"""Shared fixtures. `fake_github`: the session's fake GitHub, reset for each test, with
+every request the test made checked against GitHub's OpenAPI description afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+
+import aiohttp
+import pytest
+
+from bot.github import GitHubFactory, RetryPolicy
+from bot.metrics import Metrics
+from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
+
+
+@pytest.fixture(scope="session")
+def fake_github_server() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_github(fake_github_server: FakeGitHub) -> Iterator[FakeGitHub]:
+    fake_github_server.reset()
+    yield fake_github_server
+    assert_conformance(fake_github_server.requests)
+
+
+def assert_conformance(requests: Iterable[RecordedRequest]) -> None:
+    """Fail the test if any request would not be accepted by GitHub's REST API."""
+    violations = load_spec().check(requests)
+    if violations:
+        pytest.fail(
+            "requests that GitHub's REST API does not accept:\n" + "\n".join(violations),
+            pytrace=False,
+        )
+
+
+FAST_RETRIES = RetryPolicy(
+    max_attempts=4, backoff_base=0.01, backoff_max=0.05, max_wait=2.0, request_timeout=5.0
+)
+
+
+@pytest.fixture
+async def github_factory(fake_github: FakeGitHub) -> AsyncIterator[GitHubFactory]:
+    """A GitHubFactory for the fake's App, with retries shrunk to milliseconds."""
+    async with aiohttp.ClientSession() as session:
+        yield GitHubFactory(fake_github.settings(), session, Metrics(), policy=FAST_RETRIES)
