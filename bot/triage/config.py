@@ -192,7 +192,7 @@ class TriageRules(BaseModel):
     # Fewer prose words than this (body and reporter comments, code excluded) is no description.
     min_description_words: int = Field(default=8, ge=0)
     # Caps on scanned text: issue text is untrusted and may be huge.
-    max_body_chars: int = Field(default=20_000, ge=1_000)
+    max_body_chars: int = Field(default=12_000, ge=1_000)
     max_comment_chars: int = Field(default=4_000, ge=200)
     max_comments: int = Field(default=100, ge=1)
 

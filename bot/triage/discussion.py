@@ -9,85 +9,79 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.models import ExistingPR
+from bot.models import ExistingPR, PRState
 from bot.triage.signals import LINE_LINK_RE, Finding, quote, repo_path
-from bot.triage.text import Part, Prepared, SaidBy
+from bot.triage.text import Part, Prepared, SaidBy, is_word_start
 
+# Patterns run over lower-cased prose, without re.IGNORECASE or a leading \b (see text.Part).
 # Words that turn a statement into a condition or a hope ("once that is fixed", "see if it works").
-_CONDITIONAL_RE = re.compile(r"\b(?:once|when|until|after|if|whether|before|hope|see|check|think|sure)\W{1,3}\w{0,20}\W{0,3}\w{0,20}\W{0,3}$", re.I)
+_CONDITIONAL_RE = re.compile(
+    r"\b(?:once|when|until|after|if|whether|before|hope|see|check|think|sure)\W{1,3}\w{0,20}\W{0,3}\w{0,20}\W{0,3}$"
+)
 
 CONFIRMS_RE = re.compile(
-    r"\bI (?:can|could) (?:confirm|reproduce)\b|\b(?:was|were) able to reproduce\b|\bI(?:'ve| have)? reproduced\b"
-    r"|\b(?:can|could) reproduce (?:this|it|the)\b|\bconfirm(?:ed)? (?:the|this) (?:bug|issue|problem)\b"
-    r"|\b(?:is|looks like|seems like|seems to be) (?:indeed |definitely |probably )?a bug\b"
-    r"|\bit is (?:probably|indeed|definitely) a bug\b|\b(?:good|nice) catch\b|\byou(?:'re| are) (?:right|correct)\b"
-    r"|\bwe (?:could|should|need to|can) (?:add|fix|update|change|handle|check|raise)\b|\b(?:this|it) is a regression\b",
-    re.I,
+    r"i (?:can|could) (?:confirm|reproduce)\b|(?:was|were) able to reproduce\b|i(?:'ve| have)? reproduced\b"
+    r"|(?:can|could) reproduce (?:this|it|the)\b|confirm(?:ed)? (?:the|this) (?:bug|issue|problem)\b"
+    r"|(?:is|looks like|seems like|seems to be) (?:indeed |definitely |probably )?a bug\b"
+    r"|it is (?:probably|indeed|definitely) a bug\b|(?:good|nice) catch\b|you(?:'re| are) (?:right|correct)\b"
+    r"|we (?:could|should|need to|can) (?:add|fix|update|change|handle|check|raise)\b|(?:this|it) is a regression\b"
 )
 CANNOT_REPRODUCE_RE = re.compile(
-    r"\b(?:can(?:'t|not)|could(?:n't| not)|unable to|not able to|failed to) reproduce\b", re.I
+    r"(?:can't|cannot|couldn't|could not|unable to|not able to|failed to) reproduce\b"
 )
 INVITES_PR_RE = re.compile(
-    r"\ba (?:PR|pull request|fix|contribution)(?: for this| to fix this)? (?:would be|is) (?:great|welcome|appreciated|nice|very welcome)\b"
-    r"|\b(?:PRs?|pull requests|contributions) (?:are|is|would be) (?:very )?welcome\b"
-    r"|\b(?:feel free|happy for you|welcome) to (?:open|submit|send|make|create) (?:a|the) (?:PR|pull request|fix)\b"
-    r"|\bwould you (?:like|be willing|be interested|want) to (?:open|submit|contribute|send|make|create)\b"
-    r"|\bhappy to (?:review|accept) (?:a|your) (?:PR|pull request|fix|contribution)\b"
-    r"|\bdo you want to (?:open|submit|create) a (?:PR|pull request)\b|\bcontributions welcome\b",
-    re.I,
+    r"a (?:pr|pull request|fix|contribution)(?: for this| to fix this)? (?:would be|is) (?:great|welcome|appreciated|nice|very welcome)\b"
+    r"|(?:prs?|pull requests|contributions) (?:are|is|would be) (?:very )?welcome\b"
+    r"|(?:feel free|happy for you|welcome) to (?:open|submit|send|make|create) (?:a|the) (?:pr|pull request|fix)\b"
+    r"|would you (?:like|be willing|be interested|want) to (?:open|submit|contribute|send|make|create)\b"
+    r"|happy to (?:review|accept) (?:a|your) (?:pr|pull request|fix|contribution)\b"
+    r"|do you want to (?:open|submit|create) a (?:pr|pull request)\b|contributions welcome\b"
 )
 FIXED_RE = re.compile(
-    r"\b(?:has|have|had) (?:already |now )?been (?:fixed|resolved|addressed)\b"
-    r"|\b(?:is|was|got) (?:already |now )?(?:fixed|resolved)\b"
-    r"|\bfixed (?:in|by|with|via|on) (?:#|https?://|the |this |that |pr\b|main\b|master\b|v?\d)"
-    r"|\bshould be (?:fixed|resolved|supported|working) (?:in|by|with|on|now)\b"
-    r"|\bresolved (?:in|by) (?:#|https?://|pr\b|the |this )",
-    re.I,
+    r"(?:has|have|had) (?:already |now )?been (?:fixed|resolved|addressed)\b"
+    r"|(?:is|was|got) (?:already |now )?(?:fixed|resolved)\b"
+    r"|fixed (?:in|by|with|via|on) (?:#|https?://|the |this |that |pr\b|main\b|master\b|v?\d)"
+    r"|should be (?:fixed|resolved|supported|working) (?:in|by|with|on|now)\b"
+    r"|resolved (?:in|by) (?:#|https?://|pr\b|the |this )"
 )
 CLOSING_RE = re.compile(
-    r"^\W{0,3}(?:closing|close|closed)\b|\b(?:I'm|I am|I'll|I will|we're|we are|we'll|let's|going to) clos(?:e|ing)\b"
-    r"|\b(?:can|could|should) be closed\b|\bclos(?:e|ing) (?:this|the issue|it)\b",
-    re.I,
+    r"(?:i'm|i am|i'll|i will|we're|we are|we'll|let's|going to) clos(?:e|ing)\b"
+    r"|(?:can|could|should) be closed\b|clos(?:e|ing) (?:this|the issue|it)\b"
 )
+# "Closing: ..." / "Close this" at the very start of a comment.
+LEADING_CLOSE_RE = re.compile(r"\W{0,3}(?:closing|close|closed)\b")
 OUT_OF_SCOPE_RE = re.compile(
-    r"\bout of (?:the )?scope\b|\bbeyond the scope\b|\bnot planned\b|\bwon'?t (?:fix|support|be supported|add)\b"
-    r"|\b(?:no|not any) plans? to (?:support|add|fix)\b|\bnot (?:going|planning) to (?:support|add|fix)\b"
-    r"|\bdo(?:n't| not) (?:plan|intend) to (?:support|add|fix)\b",
-    re.I,
+    r"out of (?:the )?scope\b|beyond the scope\b|not planned\b|won'?t (?:fix|support|be supported|add)\b"
+    r"|(?:no|not any) plans? to (?:support|add|fix)\b|not (?:going|planning) to (?:support|add|fix)\b"
+    r"|do(?:n't| not) (?:plan|intend) to (?:support|add|fix)\b"
 )
 NOT_A_BUG_RE = re.compile(
-    r"\b(?:is|this is|that is|it's|this's) not a bug\b|\b(?:is|this is|that is|it's) (?:the )?expected (?:behavior|behaviour)\b"
-    r"|\bworks as (?:intended|expected|designed)\b|\b(?:is|this is) (?:the )?intended (?:behavior|behaviour)\b",
-    re.I,
+    r"(?:is|this is|that is|it's) not a bug\b|(?:is|this is|that is|it's) (?:the )?expected (?:behavior|behaviour)\b"
+    r"|works as (?:intended|expected|designed)\b|(?:is|this is) (?:the )?intended (?:behavior|behaviour)\b"
 )
 WORKAROUND_RE = re.compile(
-    r"\bworkaround\b|\btry (?:to )?(?:add|adding|set|setting|use|using|pass|passing|upgrad\w{1,3}|install\w{0,3}|append\w{0,3})\b"
-    r"|\byou (?:need|have|should|must) (?:to )?(?:pass|set|use|install|upgrade|add|specify)\b"
-    r"|\bplease (?:upgrade|update|use|install)\b|\bupgrad(?:e|ing) to (?:the )?latest\b",
-    re.I,
+    r"workaround\b|try (?:to )?(?:add|adding|set|setting|use|using|pass|passing|upgrad\w{1,3}|install\w{0,3}|append\w{0,3})\b"
+    r"|you (?:need|have|should|must) (?:to )?(?:pass|set|use|install|upgrade|add|specify)\b"
+    r"|please (?:upgrade|update|use|install)\b|upgrad(?:e|ing) to (?:the )?latest\b"
 )
 DUPLICATE_RE = re.compile(
-    r"\b(?:duplicate (?:of|to)|dup(?:e)? of|same (?:issue|problem|bug) as|in favou?r of|tracked (?:in|by|at)"
-    r"|already reported (?:in|at))\W{0,10}(?:https://github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/|#)(\d{1,7})\b",
-    re.I,
+    r"(?:duplicate (?:of|to)|dupe? of|same (?:issue|problem|bug) as|in favou?r of|tracked (?:in|by|at)"
+    r"|already reported (?:in|at))\W{0,10}(?:https://github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/|#)(\d{1,7})\b"
 )
-ISSUE_REF_RE = re.compile(r"(?:^|[\s(])#(\d{1,7})\b|github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/(\d{1,7})")
+ISSUE_REF_RE = re.compile(r"#(\d{1,7})\b|github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/(\d{1,7})")
 INFO_REQUEST_RE = re.compile(
-    r"\b(?:can|could|would) you (?:please |also )?(?:share|provide|post|paste|include|add|give|send|reproduce|run|confirm|tell)\b"
-    r"|\bplease (?:share|provide|post|paste|include|add|fill|follow|run)\b"
-    r"|\bdo you have (?:the|a|an|any) (?:error|traceback|reproduc|minimal|full|stack|log|code|script|example)"
-    r"|\b(?:minimal|reproducible|self-contained) (?:code|reproduc|example|snippet|script)"
-    r"|\bfollow the (?:issue )?template\b|\bmore (?:info|information|details|context)\b",
-    re.I,
+    r"(?:can|could|would) you (?:please |also )?(?:share|provide|post|paste|include|add|give|send|reproduce|run|confirm|tell)\b"
+    r"|please (?:share|provide|post|paste|include|add|fill|follow|run)\b"
+    r"|do you have (?:the|a|an|any) (?:error|traceback|reproduc|minimal|full|stack|log|code|script|example)"
+    r"|(?:minimal|reproducible|self-contained) (?:code|reproduc|example|snippet|script)"
+    r"|follow the (?:issue )?template\b|more (?:info|information|details|context)\b"
 )
 RESOLVED_RE = re.compile(
-    r"\b(?:it|this|that) (?:now )?(?:works|worked|is working)(?: now| for me| fine now)?\s{0,2}(?:[.!,:;)]|$)"
-    r"|\bworks? (?:for me|now)\b|\b(?:problem|issue|error) (?:is |was |has been )?(?:solved|resolved|gone)\b"
-    r"|\bI (?:have |'ve )?(?:solved|fixed|resolved|figured out)\b|\bmy (?:mistake|bad|fault)\b"
-    r"|\b(?:spelling|silly|stupid|dumb) (?:mistake|error)\b|\b(?:was|were) not (?:updated|installed|upgraded)\b"
-    r"|\b(?:found|figured out|got|see|understand) what (?:was )?the (?:issue|problem)\b|\bnever ?mind\b"
-    r"|^\W{0,3}clos(?:e|ing)\b",
-    re.I | re.M,
+    r"(?:it|this|that) (?:now )?(?:works|worked|is working)(?: now| for me| fine now)?[ \t]{0,2}(?:[.!,:;)]|$)"
+    r"|works? (?:for me|now)\b|(?:problem|issue|error) (?:is |was |has been )?(?:solved|resolved|gone)\b"
+    r"|i (?:have |'ve )?(?:solved|fixed|resolved|figured out)\b|my (?:mistake|bad|fault)\b"
+    r"|(?:spelling|silly|stupid|dumb) (?:mistake|error)\b|(?:was|were) not (?:updated|installed|upgraded)\b"
+    r"|(?:found|figured out|got|see|understand) what (?:was )?the (?:issue|problem)\b|never ?mind\b"
 )
 PR_URL_RE = re.compile(r"github\.com/([\w.-]{1,100}/[\w.-]{1,100})/pull/(\d{1,7})")
 PR_WORD_RE = re.compile(r"\b(?:PR|pull request)\b", re.I)
@@ -96,7 +90,9 @@ MERGED_RE = re.compile(
     r"\b(?:has been|have been|was|already|got|been|is|recently) merged\b|\bmerged (?:recently|already)\b|\bfixed (?:by|in)\b",
     re.I,
 )
-SENTENCE_RE = re.compile(r"[^.!?\n]{1,600}")
+# Sentence ends: '.', '!' or '?' before white space (not the dots of a URL), or a line break.
+SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n")
+MAX_PR_TEXT = 4_000
 
 
 @dataclass
@@ -110,10 +106,23 @@ class Thread:
     decisive: set[str] = field(default_factory=set)
 
 
-def _search(regex: re.Pattern[str], part: Part, *, conditional_ok: bool = True) -> re.Match[str] | None:
-    """First match in prose, skipping ones that are only a condition ('once it is fixed')."""
-    for match in regex.finditer(part.prose):
-        if conditional_ok or not _CONDITIONAL_RE.search(part.prose, max(0, match.start() - 40), match.start()):
+def _leading_close(part: Part) -> re.Match[str] | None:
+    return LEADING_CLOSE_RE.match(part.low_prose.lstrip())
+
+
+def _search(
+    regex: re.Pattern[str], part: Part, *, conditional_ok: bool = True
+) -> re.Match[str] | None:
+    """First word match in lower-cased prose, skipping mere conditions ('once it is fixed')."""
+    text = part.low_prose
+    for i, match in enumerate(regex.finditer(text)):
+        if i >= 20:
+            break
+        if not is_word_start(text, match.start()):
+            continue
+        if conditional_ok or not _CONDITIONAL_RE.search(
+            text, max(0, match.start() - 40), match.start()
+        ):
             return match
     return None
 
@@ -129,18 +138,20 @@ def _points_to_code(part: Part, packages: tuple[str, ...]) -> str | None:
 def _mentioned_prs(said: SaidBy, repo: str) -> list[ExistingPR]:
     """PRs a comment names, merged when the sentence says so ('fixed by', 'has been merged')."""
     found: dict[int, ExistingPR] = {}
-    for sentence in SENTENCE_RE.finditer(said.part.text.replace("https://", "https:")):
-        text = sentence.group(0)
-        numbers = [
+    text = said.part.text
+    if "/pull/" not in text and not PR_WORD_RE.search(text):
+        return []
+    for sentence in SENTENCE_SPLIT_RE.split(text[:MAX_PR_TEXT]):
+        numbers: list[tuple[int, str | None]] = [
             (int(m.group(2)), f"https://github.com/{m.group(1)}/pull/{m.group(2)}")
-            for m in PR_URL_RE.finditer(text)
+            for m in PR_URL_RE.finditer(sentence)
             if m.group(1).lower() == repo.lower()
         ]
-        if PR_WORD_RE.search(text):
-            numbers += [(int(m.group(1)), None) for m in BARE_REF_RE.finditer(text)]
+        if PR_WORD_RE.search(sentence):
+            numbers += [(int(m.group(1)), None) for m in BARE_REF_RE.finditer(sentence)]
         if not numbers:
             continue
-        state = "merged" if MERGED_RE.search(text) else "open"
+        state: PRState = "merged" if MERGED_RE.search(sentence) else "open"
         for number, url in numbers:
             found.setdefault(
                 number,
@@ -168,7 +179,9 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
     thread = Thread()
     seen: set[str] = set()
 
-    def add(name: str, part: Part, match: re.Match[str] | None, trust: float, decisive: bool) -> None:
+    def add(
+        name: str, part: Part, match: re.Match[str] | None, trust: float, decisive: bool
+    ) -> None:
         if name in seen or match is None:
             return
         seen.add(name)
@@ -181,7 +194,7 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
         if said.role in ("maintainer", "unknown"):
             decisive = said.role == "maintainer"
             trust = said.trust
-            duplicate = DUPLICATE_RE.search(part.prose)
+            duplicate = DUPLICATE_RE.search(part.low_prose)
             if duplicate and decisive and thread.duplicate_of is None:
                 thread.duplicate_of = int(duplicate.group(1))
             add("duplicate", part, duplicate, trust, decisive)
@@ -194,15 +207,23 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
                 thread.findings.append(Finding("maintainer_points_to_code", pointer, trust))
             add("fixed_claim", part, _search(FIXED_RE, part, conditional_ok=False), trust, decisive)
             add("out_of_scope", part, _search(OUT_OF_SCOPE_RE, part), trust, decisive)
-            add("not_a_bug", part, _search(NOT_A_BUG_RE, part, conditional_ok=False), trust, decisive)
+            add(
+                "not_a_bug",
+                part,
+                _search(NOT_A_BUG_RE, part, conditional_ok=False),
+                trust,
+                decisive,
+            )
             add("workaround_suggested", part, _search(WORKAROUND_RE, part), trust, False)
             if not duplicate:
-                add("maintainer_closing", part, _search(CLOSING_RE, part, conditional_ok=False), trust, decisive)
+                closing = _leading_close(part) or _search(CLOSING_RE, part, conditional_ok=False)
+                add("maintainer_closing", part, closing, trust, decisive)
             request = _search(INFO_REQUEST_RE, part)
             if request and not _answered_later(prepared, said.index, issue_author):
                 add("info_requested", part, request, trust, decisive)
         elif said.role == "author":
-            add("reporter_resolved", part, _search(RESOLVED_RE, part, conditional_ok=False), 1.0, True)
+            resolved = _leading_close(part) or _search(RESOLVED_RE, part, conditional_ok=False)
+            add("reporter_resolved", part, resolved, 1.0, True)
         for pr in _mentioned_prs(said, repo):
             if all(pr.number != known.number for known in thread.mentioned_prs):
                 thread.mentioned_prs.append(pr)

@@ -35,10 +35,24 @@ from bot.triage.signals import (
 from bot.triage.text import Prepared, normalise_label, prepare
 
 _ME_TOO_RE = re.compile(
-    r"^\W{0,5}(?:\+1|same (?:problem|issue|here|error)|me too|any update\w{0,3}|want \+1)\W{0,5}$", re.I
+    r"^\W{0,5}(?:\+1|same (?:problem|issue|here|error)|me too|any update\w{0,3}|want \+1)\W{0,5}$",
+    re.I,
 )
-_CLOSE_GATES = ("close_label", "merged_pr", "fixed_claim", "maintainer_closing", "out_of_scope", "not_a_bug", "reporter_resolved")
-_INFO_GATES = ("waiting_for_info_label", "info_requested", "no_description", "screenshot_only_error")
+_CLOSE_GATES = (
+    "close_label",
+    "merged_pr",
+    "fixed_claim",
+    "maintainer_closing",
+    "out_of_scope",
+    "not_a_bug",
+    "reporter_resolved",
+)
+_INFO_GATES = (
+    "waiting_for_info_label",
+    "info_requested",
+    "no_description",
+    "screenshot_only_error",
+)
 
 
 def decide(
@@ -60,7 +74,9 @@ def decide(
     if prepared.author_is_maintainer:
         findings.append(Finding("maintainer_authored", f"author: @{issue.author}"))
 
-    lifted = bool({"maintainer_invites_pr", "contributions_welcome_label", "maintainer_confirms"} & decisive)
+    lifted = bool(
+        {"maintainer_invites_pr", "contributions_welcome_label", "maintainer_confirms"} & decisive
+    )
     feature = is_feature(prepared, _label_set(rules.labels.feature))
     asked = question(prepared, _label_set(rules.labels.question))
     if asked:
@@ -87,10 +103,16 @@ def decide(
     score = round(min(1.0, max(0.0, sum(s.weight for s in signals))), 3)
     names = {f.name for f in findings}
 
-    verdict, reason = _verdict(names, decisive, lifted, duplicate_of, bool(asked), bool(design), missing_hardware)
+    verdict, reason = _verdict(
+        names, decisive, lifted, duplicate_of, bool(asked), bool(design), missing_hardware
+    )
     if verdict is None:
         verdict = "actionable" if score >= rules.threshold else "needs-info"
-        reason = "score reaches the threshold" if verdict == "actionable" else "score below the threshold"
+        reason = (
+            "score reaches the threshold"
+            if verdict == "actionable"
+            else "score below the threshold"
+        )
     mode = _mode(prs, prepared, rules, feature)
     if verdict != "duplicate":
         duplicate_of = None
@@ -105,7 +127,9 @@ def decide(
         related=sorted(related, key=lambda r: (-r.score, r.number)),
         priority=_priority(issue, prepared, rules),
         mode=mode,
-        summary=_summary(verdict, score, reason, signals, mode, prs, missing_hardware, duplicate_of),
+        summary=_summary(
+            verdict, score, reason, signals, mode, prs, missing_hardware, duplicate_of
+        ),
         missing=_missing(verdict, names, missing_hardware, duplicate_of),
         duplicate_of=duplicate_of,
     )
@@ -158,7 +182,11 @@ def _duplicate_target(
         return labelled_duplicate_target(prepared, issue.number)
     own = " ".join(bare_title(issue.title).lower().split())
     for other in related:
-        if other.number != issue.number and own and " ".join(bare_title(other.title).lower().split()) == own:
+        if (
+            other.number != issue.number
+            and own
+            and " ".join(bare_title(other.title).lower().split()) == own
+        ):
             return other.number
     return None
 
@@ -197,7 +225,12 @@ def _verdict(
         return "needs-decision", "design-level request"
     if missing_hardware:
         return "needs-hardware", f"needs {', '.join(n.name for n in missing_hardware)}"
-    info = [gate for gate in _INFO_GATES if gate in names and (gate in decisive or gate in ("no_description", "screenshot_only_error"))]
+    info = [
+        gate
+        for gate in _INFO_GATES
+        if gate in names
+        and (gate in decisive or gate in ("no_description", "screenshot_only_error"))
+    ]
     if info and not (lifted and info[0] in ("no_description", "screenshot_only_error")):
         return "needs-info", info[0].replace("_", " ")
     return None, ""
@@ -213,7 +246,9 @@ def _mode(prs: list[ExistingPR], prepared: Prepared, rules: TriageRules, feature
 
 def _priority(issue: Issue, prepared: Prepared, rules: TriageRules) -> Priority:
     me_too = sum(
-        1 for said in prepared.comments if said.role != "maintainer" and _ME_TOO_RE.match(said.part.text.strip())
+        1
+        for said in prepared.comments
+        if said.role != "maintainer" and _ME_TOO_RE.match(said.part.text.strip())
     )
     reactions = issue.reaction_total + me_too
     comments = max(issue.comment_count, len(issue.comments))
@@ -221,7 +256,12 @@ def _priority(issue: Issue, prepared: Prepared, rules: TriageRules) -> Priority:
     labels = [label for label in issue.labels if normalise_label(label) in boosts]
     boost = max((boosts[normalise_label(label)] for label in labels), default=0.0)
     score = boost + 0.5 * reactions / (reactions + 5) + 0.3 * comments / (comments + 10)
-    return Priority(score=round(min(1.0, max(0.0, score)), 3), reactions=reactions, comments=comments, labels=labels)
+    return Priority(
+        score=round(min(1.0, max(0.0, score)), 3),
+        reactions=reactions,
+        comments=comments,
+        labels=labels,
+    )
 
 
 def _summary(
@@ -262,10 +302,14 @@ def _missing(
     if verdict == "question":
         return ["a concrete defect or a scoped change; a usage question is answered, not fixed"]
     if verdict == "needs-decision":
-        return ["a maintainer decision on scope or design (a 'Contributions Welcome' label or a comment inviting a PR)"]
+        return [
+            "a maintainer decision on scope or design (a 'Contributions Welcome' label or a comment inviting a PR)"
+        ]
     if verdict == "needs-hardware":
         wanted = ", ".join(n.name for n in missing_hardware)
-        return [f"someone with {wanted} hardware to reproduce and test (or add it to available_hardware)"]
+        return [
+            f"someone with {wanted} hardware to reproduce and test (or add it to available_hardware)"
+        ]
     wants = []
     if "info_requested" in names:
         wants.append("answers to the maintainer's questions")

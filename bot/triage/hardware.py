@@ -15,16 +15,37 @@ from bot.triage.config import TriageRules
 from bot.triage.text import Part, Prepared, snippet
 
 MAX_MATCHES_PER_PART = 20
+_GPU_COUNT = "\0gpu-count"  # internal key of the GPU-count scanner
 _NEGATED_LINE_RE = re.compile(
     r"(?::|=)\s{0,4}(?:n/?a|false|none|no|0|disabled|could not collect|not (?:installed|found|available|set))"
     r"\s{0,4}(?:\(n/?a\))?\s{0,4}$",
     re.I,
 )
+# Over normalised text (lower case). Two or more GPUs: "2x A100", "4090 * 2", "4 GPUs", "cuda:1".
+_GPU_NAMES = (
+    "gpu",
+    "a100",
+    "h100",
+    "h200",
+    "h800",
+    "a800",
+    "a6000",
+    "a10",
+    "l40",
+    "v100",
+    "t4",
+    "3090",
+    "4090",
+    "5090",
+    "cards",
+    "cuda:",
+)
+_GPU = r"(?:gpus?|a100|h100|h200|h800|a800|a6000|a10g?|l40s?|v100|t4|3090|4090|5090)"
 _GPU_COUNT_RE = re.compile(
-    r"(?<![\w.])(?:[2-9]|[1-9]\d)\s?[x×*]\s?(?:nvidia |rtx ?)?(?:gpus?|a100|h100|h200|h800|a800|a6000|a10g?|l40s?|v100|t4|3090|4090|5090)"
-    r"|\b(?:gpus?|a100|h100|h200|h800|a800|a6000|v100|3090|4090|5090)\s?[x×*]\s?(?:[2-9]|[1-9]\d)(?![\d.])"
-    r"|(?<![\w.])(?:[2-9]|[1-9]\d) (?:nvidia )?(?:gpus|cards)\b|\bcuda:[1-9]\b",
-    re.I,
+    r"(?<![\w.])(?:[2-9]|[1-9]\d)(?: ?[x×*] ?(?:nvidia |rtx ?)?"
+    + _GPU
+    + r"| (?:nvidia )?(?:gpus|cards)\b)"
+    r"|" + _GPU + r" ?[x×*] ?(?:[2-9]|[1-9]\d)(?![\d.])|cuda:[1-9]\b"
 )
 
 
@@ -35,29 +56,47 @@ class HardwareNeed:
     evidence: str
 
 
+_SEPARATORS = str.maketrans({"-": " ", "_": " "})
+_PUNCTUATION = str.maketrans({c: " " for c in "!\"#$%&'()*+,./:;<=>?@[\\]^`{|}~"})
+
+
+def normalise(text: str) -> str:
+    """Lower case with '-' and '_' as spaces; same length, so offsets stay valid."""
+    return text.lower().translate(_SEPARATORS)
+
+
 def keyword_pattern(keyword: str) -> str:
-    """A config keyword as a regex: escaped, '#' is a number, a space also matches '-' or '_'."""
-    escaped = re.escape(keyword.strip().lower())
-    escaped = escaped.replace(r"\#", r"\d{1,4}[a-z]{0,2}").replace(r"\ ", r"[\s_-]?")
-    return escaped
+    """A config keyword as a regex over normalised text: '#' is a number such as 942 or 300x."""
+    escaped = re.escape(normalise(keyword.strip()))
+    return escaped.replace(r"\#", r"\d{1,4}[a-z]{0,2}").replace(r"\ ", " ?")
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    hardware: str
+    needle: str  # a whole word the text must contain, or a prefix when `prefix`
+    prefix: bool
+    regex: re.Pattern[str]
+
+
+def _keyword(hardware: str, word: str) -> _Keyword:
+    first = normalise(word.strip()).translate(_PUNCTUATION.copy() | {ord("#"): "#"}).split()[0]
+    prefix = "#" in first
+    return _Keyword(
+        hardware,
+        first.split("#")[0] if prefix else first,
+        prefix,
+        re.compile(keyword_pattern(word)),
+    )
 
 
 @lru_cache(maxsize=64)
-def _compiled(keywords: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    """One pattern for every class (one group each), so text is scanned once."""
-    groups: list[str] = []
-    names: list[str] = []
-    for name, words in keywords:
-        alternatives = "|".join(
-            keyword_pattern(w) for w in sorted(words, key=len, reverse=True) if w.strip()
-        )
-        if alternatives:
-            groups.append(f"({alternatives})")
-            names.append(name)
-    return re.compile("|".join(groups) or r"(?!x)x", re.I), tuple(names)
+def _compiled(keywords: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[_Keyword, ...]:
+    """One literal-first pattern per keyword: far faster than one big alternation."""
+    return tuple(_keyword(name, word) for name, words in keywords for word in words if word.strip())
 
 
-def _keywords(rules: TriageRules) -> tuple[re.Pattern[str], tuple[str, ...]]:
+def _keywords(rules: TriageRules) -> tuple[_Keyword, ...]:
     key = tuple(sorted((name, tuple(words)) for name, words in rules.hardware_keywords.items()))
     return _compiled(key)
 
@@ -75,36 +114,45 @@ def _whole_word(text: str, start: int, end: int) -> bool:
 
 
 def _mentions(
-    regex: re.Pattern[str], names: tuple[str, ...], part: Part, weight: int
+    scanners: tuple[_Keyword, ...], part: Part, weight: int
 ) -> dict[str, tuple[int, str]]:
     found: dict[str, tuple[int, str]] = {}
-    for i, match in enumerate(regex.finditer(part.text)):
-        if i >= MAX_MATCHES_PER_PART:
-            break
-        if not _whole_word(part.text, match.start(), match.end()):
+    text = normalise(part.text)
+    words = set(text.translate(_PUNCTUATION).split())
+    for keyword in scanners:
+        if keyword.hardware == _GPU_COUNT:
+            if not any(name in text for name in _GPU_NAMES):
+                continue
+        elif not (keyword.needle in text if keyword.prefix else keyword.needle in words):
             continue
-        if _NEGATED_LINE_RE.search(_line_at(part.text, match.start())):
-            continue
-        name = names[(match.lastindex or 1) - 1]
-        total, evidence = found.get(name, (0, ""))
-        found[name] = (total + weight, evidence or snippet(part, match.start(), match.end()))
+        name = keyword.hardware
+        for i, match in enumerate(keyword.regex.finditer(text)):
+            if i >= MAX_MATCHES_PER_PART:
+                break
+            if name != _GPU_COUNT and not _whole_word(text, match.start(), match.end()):
+                continue
+            if _NEGATED_LINE_RE.search(_line_at(part.text, match.start())):
+                continue
+            total, evidence = found.get(name, (0, ""))
+            found[name] = (total + weight, evidence or snippet(part, match.start(), match.end()))
     return found
 
 
 def detect_hardware(prepared: Prepared, rules: TriageRules) -> list[HardwareNeed]:
     """Hardware classes the issue needs, strongest first."""
-    scanners = [_keywords(rules)]
+    scanners = _keywords(rules)
     if rules.gpu_count_hardware:
-        scanners.append((_GPU_COUNT_RE, (rules.gpu_count_hardware,)))
+        scanners += (_Keyword(_GPU_COUNT, "", True, _GPU_COUNT_RE),)
     labels = Part(where="labels", text="\n".join(prepared.labels))
     weighted: list[tuple[Part, int]] = [(prepared.title, 2), (labels, 2), (prepared.body, 1)]
     weighted += [(said.part, 1) for said in prepared.comments]
     totals: dict[str, tuple[int, str]] = {}
-    for regex, names in scanners:
-        for part, weight in weighted:
-            for name, (found, evidence) in _mentions(regex, names, part, weight).items():
-                total, first = totals.get(name, (0, ""))
-                totals[name] = (total + found, first or evidence)
+    for part, weight in weighted:
+        for name, (found, evidence) in _mentions(scanners, part, weight).items():
+            if name == _GPU_COUNT:
+                name = rules.gpu_count_hardware or name
+            total, first = totals.get(name, (0, ""))
+            totals[name] = (total + found, first or evidence)
     needs = [
         HardwareNeed(name, total, evidence)
         for name, (total, evidence) in totals.items()

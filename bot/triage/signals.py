@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.triage.text import Part, Prepared, description_words, snippet
+from bot.triage.text import Part, Prepared, description_words, find_word, lower, snippet
 
 
 @dataclass(frozen=True)
@@ -23,31 +23,31 @@ class Finding:
 
 Hit = tuple[Part, "re.Match[str]"]
 
+# Patterns named *_RE run over lower-cased text (Part.low / Part.low_prose), are compiled
+# without re.IGNORECASE and do not start with \b, so the engine can skip ahead quickly;
+# `find_word` checks the left word boundary instead.
 TRACEBACK_HEADER_RE = re.compile(r"Traceback \(most recent call last\)")
 FRAME_RE = re.compile(
-    r"File \"[^\"\n]{1,300}\", line \d{1,7}|^\s{0,8}File [~/][^\n,]{1,300}\.py:\d{1,7}, in ",
-    re.M,
+    r"File (?:\"[^\"\n]{1,300}\", line \d{1,7}|[~/][^\n,]{1,300}\.py:\d{1,7}, in )"
 )
-EXCEPTION_RE = re.compile(
-    r"(?<!\w)[A-Z][A-Za-z0-9]{0,40}(?:Error|Exception)(?::\s{0,4}\S|\s{0,2}\()"
-    r"|(?i:\b(?:error|exception|fatal)\s{0,2}:\s{0,4}[\w'\"`])"
-)
+EXCEPTION_NAME_RE = re.compile(r"(?:Error|Exception)(?::[ \t]{0,4}\S|[ \t]{0,2}\()")
+ERROR_COLON_RE = re.compile(r"(?:error|exception|fatal)[ \t]{0,2}:[ \t]{0,4}[\w'\"`]")
 # Code-like lines in a fenced block or a reproduction section (not traceback frames).
 CODE_LINE_RE = re.compile(
-    r"^\s{0,12}(?:import|from)\s[\w.]{1,80}"
-    r"|^\s{0,12}[\w.\[\]'\",]{1,80}\s{0,4}=\s{0,4}[\w\"'\[({-]"
-    r"|^\s{0,12}[\w.]{1,80}\([^\n]{0,200}"
-    r"|^\s{0,4}\$?\s{0,4}(?:python3? \S{1,120}\.py|python3? -m \w|pip3? install|vllm serve|torchrun\s|accelerate launch|deepspeed\s|export \w{1,60}=|CUDA_VISIBLE_DEVICES=)",
-    re.M,
+    r"\s{0,12}(?:(?:import|from)\s[\w.]{1,80}"
+    r"|[\w.\[\]'\",]{1,80}\s{0,4}=\s{0,4}[\w\"'\[({-]"
+    r"|[\w.]{1,80}\("
+    r"|\$?\s{0,4}(?:python3? \S{1,120}\.py|python3? -m \w|pip3? install|vllm serve|torchrun\s|accelerate launch|deepspeed\s|export \w{1,60}=|CUDA_VISIBLE_DEVICES=))"
 )
-NOT_CODE_LINE_RE = re.compile(r"^\s{0,12}(?:File |-{2,}>|\d{1,5}\s{2})")
+NOT_CODE_LINE_RE = re.compile(r"\s{0,12}(?:File |-{2,}>|\d{1,5}\s{2})")
+MAX_CODE_LINES = 400
 REPRO_HEADING_RE = re.compile(
-    r"^\s{0,3}(?:#{1,6}\s{0,4}|\*\*)?(?:reproduction|to reproduce|steps to reproduce|reproducer|"
-    r"minimal (?:example|reproduction|code)|code to reproduce)\b",
-    re.I | re.M,
+    r"(?:reproduction|to reproduce|steps to reproduce|reproducer|minimal (?:example|reproduction|code)|code to reproduce)"
 )
 HEADING_LINE_RE = re.compile(r"^\s{0,3}#{1,6}\s", re.M)
-NOTEBOOK_LINK_RE = re.compile(r"colab\.research\.google\.com/\S|gist\.github\.com/\S|kaggle\.com/code/\S")
+NOTEBOOK_LINK_RE = re.compile(
+    r"(?:colab\.research\.google\.com|gist\.github\.com|kaggle\.com/code)/\S"
+)
 LINE_LINK_RE = re.compile(
     r"github\.com/[\w.-]{1,100}/[\w.-]{1,100}/blob/[^\s#)\]>\"']{1,300}#L\d{1,7}"
 )
@@ -58,29 +58,26 @@ BACKTICK_IDENT_RE = re.compile(r"`([A-Za-z_][\w.]{1,80}(?:\(\))?)`")
 SNAKE_IDENT_RE = re.compile(r"(?<![\w-])[a-z][a-z0-9]{0,40}_[a-z0-9_]{1,60}(?![\w-])")
 DOTTED_CALL_RE = re.compile(r"\b[A-Za-z_]\w{0,40}\.[a-z_]\w{0,60}\(")
 VERSION_RE = re.compile(
-    r"(?<![/\w])(?:version|python|torch|pytorch|cuda|rocm|transformers|peft|vllm|accelerate|"
-    r"bitsandbytes|trl|diffusers|datasets|tokenizers|safetensors|jax|numpy|triton)\b[^\n\d]{0,24}v?\d{1,3}\.\d{1,4}"
-    r"|==\s?\d{1,3}\.\d{1,4}|collect_env|transformers-cli env|\bpip (?:list|freeze)\b",
-    re.I,
+    r"(?:version|python|torch|pytorch|cuda|rocm|transformers|peft|vllm|accelerate|bitsandbytes|trl|diffusers"
+    r"|datasets|tokenizers|safetensors|jax|numpy|triton)\b[^\n\d]{0,24}v?\d{1,3}\.\d{1,4}"
+    r"|==\s?\d{1,3}\.\d{1,4}|collect_env|transformers-cli env|pip (?:list|freeze)\b"
 )
 SCOPED_ASK_RE = re.compile(
-    r"\btypo\b|\bmissing (?:entry|import|argument|parameter|key|check|docstring|documentation|docs|type hint|export)\b"
-    r"|\b(?:wrong|incorrect|misleading|unclear|confusing|outdated) (?:error )?(?:message|docstring|documentation|docs|example|type hints?|default|warning)\b"
-    r"|\b(?:doc|docs|documentation|docstring) (?:is|are|says?) (?:wrong|outdated|missing|incorrect|misleading)\b"
-    r"|\bmimic\b|\b(?:similar|analogous) to the existing\b|\blike the existing\b",
-    re.I,
+    r"typo\b|missing (?:entry|import|argument|parameter|key|check|docstring|documentation|docs|type hint|export)\b"
+    r"|(?:wrong|incorrect|misleading|unclear|confusing|outdated) (?:error )?(?:message|docstring|documentation|docs|example|type hints?|default|warning)\b"
+    r"|(?:doc|docs|documentation|docstring) (?:is|are|says?) (?:wrong|outdated|missing|incorrect|misleading)\b"
+    r"|mimic\b|(?:similar|analogous) to the existing\b|like the existing\b"
 )
 FIX_PROPOSED_RE = re.compile(
-    r"\bshould (?:just |simply )?be (?:changed to |replaced (?:with|by) )?`"
-    r"|\bthe fix (?:is|would be|should be)\b|\b(?:proposed|suggested|possible) (?:fix|solution|patch)\b"
-    r"|\binstead of `|\breplac(?:e|ing) `[^`\n]{1,80}` (?:with|by)\b|\b(?:a|one) (?:simple |easy )?fix (?:is|would be)\b",
-    re.I,
+    r"should (?:just |simply )?be (?:changed to |replaced (?:with|by) )?`"
+    r"|the fix (?:is|would be|should be)\b|(?:proposed|suggested|possible) (?:fix|solution|patch)\b"
+    r"|instead of `|replac(?:e|ing) `[^`\n]{1,80}` (?:with|by)\b|(?:a|one) (?:simple |easy )?fix (?:is|would be)\b"
 )
 IMAGE_RE = re.compile(
-    r"<img\s|!\[[^\]\n]{0,200}\]\(|user-images\.githubusercontent\.com|github\.com/user-attachments/|/assets/\d",
-    re.I,
+    r"<img\s|!\[[^\]\n]{0,200}\]\(|user-images\.githubusercontent\.com|github\.com/user-attachments/|/assets/\d"
 )
 TITLE_TAG_RE = re.compile(r"^\s{0,4}\[([^\]\n]{1,40})\]\s{0,4}:?")
+# The title is short (capped), so these may use \b and re.I.
 QUESTION_TITLE_RE = re.compile(
     r"^(?:how (?:to|can|do|does|should|would)|is (?:it|there) (?:possible|a way)|can i|could i|"
     r"what is the (?:best|right|recommended|correct)|which)\b"
@@ -92,7 +89,9 @@ DESIGN_TITLE_RE = re.compile(
     r"|\bintegrat(?:e|ion)\b|\bport(?:ing)? to\b",
     re.I,
 )
-FEATURE_TITLE_START_RE = re.compile(r"^(?:add|adding|support|request|enable|implement|allow)\b", re.I)
+FEATURE_TITLE_START_RE = re.compile(
+    r"^(?:add|adding|support|request|enable|implement|allow)\b", re.I
+)
 FEATURE_HEADING_RE = re.compile(
     r"^\s{0,3}#{1,6}\s{0,4}(?:\W{0,4}\s{0,2})?(?:feature request|the feature, motivation|motivation)\b",
     re.I | re.M,
@@ -105,21 +104,25 @@ FEATURE_TAGS = {"feature", "feature request", "enhancement", "new model"}
 DOCS_TAGS = {"doc", "docs", "documentation"}
 
 
-def first_hit(regex: re.Pattern[str], parts: Iterable[Part], field: str = "text") -> Hit | None:
+def first_hit(
+    regex: re.Pattern[str], parts: Iterable[Part], field: str = "low", *, word: bool = True
+) -> Hit | None:
+    """First match in the given field of the parts; word patterns must start a word."""
     for part in parts:
-        match = regex.search(getattr(part, field))
+        text = getattr(part, field)
+        match = find_word(regex, text) if word else regex.search(text)
         if match:
             return part, match
     return None
 
 
 def quote(part: Part, match: re.Match[str]) -> str:
-    """Evidence for a match found in part.text, part.prose or part.code."""
+    """Evidence for a match found in any of a part's fields."""
     found = match.group(0)
-    if match.string is part.text:
+    if match.string in (part.text, part.low) and len(match.string) == len(part.text):
         start = match.start()
     else:
-        start = part.text.find(found)
+        start = part.low.find(lower(found))
         if start < 0:
             return f"{part.where}: {' '.join(found.split())[:150]}"
     return snippet(part, start, start + len(found))
@@ -141,40 +144,57 @@ def bare_title(title: str) -> str:
 
 
 def has_traceback(parts: list[Part]) -> Hit | None:
-    header = first_hit(TRACEBACK_HEADER_RE, parts)
-    if header:
-        return header
     for part in parts:
-        frames = list(FRAME_RE.finditer(part.text))
-        if len(frames) >= 2:
-            return part, frames[0]
+        header = TRACEBACK_HEADER_RE.search(part.text)
+        if header:
+            return part, header
+        frames = FRAME_RE.finditer(part.text)
+        first, second = next(frames, None), next(frames, None)
+        if first and second:
+            return part, first
     return None
 
 
-def _repro_in_code(part: Part) -> re.Match[str] | None:
-    for match in CODE_LINE_RE.finditer(part.code):
-        line_start = part.code.rfind("\n", 0, match.start()) + 1
-        if not NOT_CODE_LINE_RE.match(part.code, line_start):
-            return match
+def error_message(parts: list[Part]) -> Hit | None:
+    """An exception line ('KeyError: ...', 'ValueError(') or 'error: ...' in the text."""
+    for part in parts:
+        for i, match in enumerate(EXCEPTION_NAME_RE.finditer(part.text)):
+            if i >= MAX_PATHS:
+                break
+            start = match.start()
+            while start > 0 and match.start() - start < 40 and part.text[start - 1].isalnum():
+                start -= 1
+            if part.text[start].isupper() and (start == 0 or part.text[start - 1] not in "_"):
+                return part, match
+        colon = find_word(ERROR_COLON_RE, part.low)
+        if colon:
+            return part, colon
     return None
 
 
-def _repro_in_section(part: Part) -> re.Match[str] | None:
+def _code_line(lines: list[str]) -> str | None:
+    for line in lines[:MAX_CODE_LINES]:
+        if CODE_LINE_RE.match(line) and not NOT_CODE_LINE_RE.match(line):
+            return line
+    return None
+
+
+def _repro_in_section(part: Part) -> str | None:
     """Unfenced code under a 'Reproduction' heading (many templates do not fence it)."""
-    heading = REPRO_HEADING_RE.search(part.prose)
+    heading = find_word(REPRO_HEADING_RE, part.low_prose)
     if not heading:
         return None
     following = HEADING_LINE_RE.search(part.prose, heading.end())
     end = following.start() if following else len(part.prose)
-    return CODE_LINE_RE.search(part.prose, heading.end(), end)
+    return _code_line(part.prose[heading.end() : end].splitlines()[1:])
 
 
 def reproduction(parts: list[Part]) -> Finding | None:
     for part in parts:
-        match = _repro_in_code(part) or _repro_in_section(part)
-        if match:
-            return Finding("reproduction", quote(part, match))
-    hit = first_hit(NOTEBOOK_LINK_RE, parts)
+        line = _code_line(part.code.splitlines()) or _repro_in_section(part)
+        if line:
+            return Finding("reproduction", f"{part.where}: {' '.join(line.split())[:150]}")
+    hit = first_hit(NOTEBOOK_LINK_RE, parts, word=False)
     return _finding("reproduction", hit) if hit else None
 
 
@@ -206,7 +226,7 @@ def repo_path(text: str, packages: tuple[str, ...]) -> tuple[int, int] | None:
 
 
 def code_pointer(parts: list[Part], packages: tuple[str, ...]) -> Finding | None:
-    hit = first_hit(LINE_LINK_RE, parts)
+    hit = first_hit(LINE_LINK_RE, parts, "text", word=False)
     if hit:
         return _finding("code_pointer", hit)
     for part in parts:
@@ -244,12 +264,12 @@ def screenshot_only(parts: list[Part], error_found: bool) -> Finding | None:
     """An image where the error should be, and no error text anywhere."""
     if error_found:
         return None
-    hit = first_hit(IMAGE_RE, parts)
+    hit = first_hit(IMAGE_RE, parts, word=False)
     return _finding("screenshot_only_error", hit) if hit else None
 
 
 def no_description(prepared: Prepared, min_words: int) -> Finding | None:
-    words = description_words([prepared.body, *prepared.reporter])
+    words = description_words([prepared.body, *prepared.reporter], min_words)
     if words >= min_words:
         return None
     return Finding(
@@ -310,7 +330,7 @@ def content_findings(prepared: Prepared, min_words: int) -> list[Finding]:
     traceback = has_traceback(parts)
     if traceback:
         findings.append(_finding("traceback", traceback))
-    error = None if traceback else first_hit(EXCEPTION_RE, parts)
+    error = None if traceback else error_message(parts)
     if error:
         findings.append(_finding("error_message", error))
     for detector in (
@@ -322,9 +342,9 @@ def content_findings(prepared: Prepared, min_words: int) -> list[Finding]:
         if detector:
             findings.append(detector)
     for name, regex, field in (
-        ("versions", VERSION_RE, "text"),
-        ("scoped_ask", SCOPED_ASK_RE, "prose"),
-        ("fix_proposed", FIX_PROPOSED_RE, "prose"),
+        ("versions", VERSION_RE, "low"),
+        ("scoped_ask", SCOPED_ASK_RE, "low_prose"),
+        ("fix_proposed", FIX_PROPOSED_RE, "low_prose"),
     ):
         hit = first_hit(regex, parts, field)
         if hit:
