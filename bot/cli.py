@@ -11,7 +11,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot import triage_cli
 from bot.cli_output import emit, emit_json
+from bot.mirror import cli as mirror_cli
 from bot.settings import DEFAULT_ENV_FILE, MissingWebhookSecret, Settings, ensure_local_webhook_secret
 
 log = logging.getLogger("bot.cli")
@@ -45,12 +47,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if generated is not None:
         log.warning("generated a webhook secret into %s (mode 600); use it to sign test deliveries", generated.resolve())
     try:
-        app = create_app(settings, redactor=redactor)
+        settings.require_webhook_secret()
     except MissingWebhookSecret as exc:
         log.error("%s", exc)
         return 2
     init_sentry(settings, redactor)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(create_app(settings, redactor=redactor), host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
 
@@ -130,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     alist.add_argument("--json", action="store_true")
     alist.set_defaults(func=cmd_actions_list)
 
+    for module in (mirror_cli, triage_cli):
+        module.register(sub)
     return parser
 
 

@@ -5,18 +5,42 @@ No handler reaches for a global; everything it may touch is on the context.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.actions import ActionLog
+from bot.artifacts import ArtifactStore, LinkSigner
+from bot.errors import PermanentError
+from bot.github import GitHubClient, GitHubFactory
 from bot.inbox import Delivery, Inbox
 from bot.metrics import Metrics
+from bot.mirror.store import MirrorStore
 from bot.observability import DeliveryLogger, Redactor, bind
+from bot.prompt import Renderer
+from bot.repo_config import ConfigLoader
 from bot.settings import Settings
+from bot.triage_records import TriageRecords
 
 log = logging.getLogger("bot.handlers")
+
+
+class SubjectLocks:
+    """One asyncio lock per issue, so work reaching an issue from two deliveries queues up."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, repo: str, number: int) -> asyncio.Lock:
+        key = f"{repo}#{number}"
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
 
 
 @dataclass
@@ -28,7 +52,14 @@ class Services:
     inbox: Inbox
     actions: ActionLog
     redactor: Redactor
-    extras: dict[str, Any] = field(default_factory=dict)
+    github: GitHubFactory
+    mirror: MirrorStore
+    artifacts: ArtifactStore
+    links: LinkSigner
+    records: TriageRecords
+    renderer: Renderer
+    configs: ConfigLoader
+    locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     @property
     def dry_run(self) -> bool:
@@ -48,6 +79,7 @@ class EventContext:
     delivery: Delivery
     batch: Batch
     log: DeliveryLogger
+    _clients: list[GitHubClient] = field(default_factory=list)
 
     @classmethod
     def for_delivery(cls, services: Services, delivery: Delivery, batch: Batch) -> EventContext:
@@ -69,3 +101,29 @@ class EventContext:
     def defer(self, key: Hashable, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` once after every delivery of the batch was routed (coalescing a burst)."""
         self.batch.deferred[key] = job
+
+    def should_act(self, data: dict[str, Any]) -> bool:
+        """False for events a bot caused (ours included) and for deliveries with no installation."""
+        sender = data.get("sender")
+        if isinstance(sender, dict) and sender.get("type") == "Bot":
+            self.log.debug("sender %s is a bot: nothing to do", sender.get("login"))
+            return False
+        if self.delivery.installation_id is None:
+            self.log.info("delivery names no App installation: nothing to do")
+            return False
+        return True
+
+    async def github(self) -> GitHubClient:
+        """A client for this delivery's installation; its writes are keyed by the delivery id."""
+        if not self._clients:
+            installation = self.delivery.installation_id
+            if installation is None:
+                raise PermanentError("the delivery names no installation, so the bot cannot act on it")
+            self._clients.append(
+                await self.services.github.for_installation(installation, idempotency_prefix=self.delivery.id, log=self.log)
+            )
+        return self._clients[0]
+
+    @property
+    def github_requests(self) -> int:
+        return sum(c.request_count for c in self._clients)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from bot.handlers import meta
+from bot.handlers import meta, mirror, triage
 
 
 def build_router() -> routing.Router:
-    return routing.Router(meta.router)
+    return routing.Router(meta.router, mirror.router, triage.router)

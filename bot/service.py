@@ -5,36 +5,70 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from bot.actions import ActionLog
+from bot.artifacts import ArtifactStore, LinkSigner
 from bot.context import Services
+from bot.github import GitHubFactory, RetryPolicy
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.mirror.store import MirrorStore
 from bot.observability import Redactor
+from bot.prompt import Renderer
+from bot.registration import add_routes as add_registration_routes
+from bot.repo_config import ConfigLoader
 from bot.routing import build_router
 from bot.settings import Settings
+from bot.triage_records import TriageRecords
 from bot.web import POOL, SERVICES, add_routes
 from bot.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, redactor: Redactor | None = None) -> web.Application:
+def build_services(
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    *,
+    redactor: Redactor | None = None,
+    github_policy: RetryPolicy | None = None,
+    record_writes: bool = False,
+) -> Services:
+    """Every long-lived service; `record_writes` records GitHub writes even with App credentials."""
+    metrics = Metrics()
+    actions = ActionLog(settings.db)
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        inbox=Inbox(settings.db, synchronous=settings.sqlite_synchronous),
+        actions=actions,
+        redactor=redactor or Redactor.from_settings(settings),
+        github=GitHubFactory(
+            settings, session, metrics, actions if settings.dry_run or record_writes else None, policy=github_policy
+        ),
+        mirror=MirrorStore(settings.db),
+        artifacts=ArtifactStore(settings.db, settings.artifact_dir),
+        links=LinkSigner(settings.require_webhook_secret(), settings.public_url),
+        records=TriageRecords(settings.db),
+        renderer=Renderer(),
+        configs=ConfigLoader(),
+    )
+
+
+async def create_app(settings: Settings, *, redactor: Redactor | None = None, github_policy: RetryPolicy | None = None) -> web.Application:
     """The whole service as one aiohttp application (tests run exactly this)."""
     settings.require_webhook_secret()
-    services = Services(
-        settings=settings,
-        metrics=Metrics(),
-        inbox=Inbox(settings.db, synchronous=settings.sqlite_synchronous),
-        actions=ActionLog(settings.db),
-        redactor=redactor or Redactor.from_settings(settings),
-    )
+    session = aiohttp.ClientSession()
+    services = build_services(settings, session, redactor=redactor, github_policy=github_policy)
     pool = WorkerPool(services, build_router(), settings.workers)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app[POOL] = pool
     add_routes(app)
+    if settings.dry_run:  # no App yet: offer the registration flow
+        add_registration_routes(app, settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.inbox.start()
@@ -50,7 +84,9 @@ def create_app(settings: Settings, *, redactor: Redactor | None = None) -> web.A
         finally:
             await pool.stop()
             await services.inbox.close()
-            services.actions.close()
+            await session.close()
+            for store in (services.actions, services.mirror, services.artifacts, services.records):
+                store.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -84,8 +84,29 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
+async def artifact(request: web.Request) -> web.Response:
+    """A stored prompt, for a link whose signature and expiry are valid; 404 for anything else."""
+    services = request.app[SERVICES]
+    not_found = web.Response(status=404, text="not found")
+    if not services.links.valid(request.rel_url.raw_path, request.query.get("expires"), request.query.get("sig")):
+        return not_found
+    info = request.match_info
+    if not info["number"].isdigit() or not info["version"].isdigit():
+        return not_found
+    text = services.artifacts.get(f"{info['owner']}/{info['name']}", int(info["number"]), int(info["version"]))
+    if text is None:
+        return not_found
+    return web.Response(
+        text=text,
+        content_type="text/markdown",
+        charset="utf-8",
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/artifacts/{owner}/{name}/{number}/{version}.md", artifact)

@@ -91,6 +91,6 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def bot_client(aiohttp_client: Any, settings: Settings) -> TestClient:
-    app: web.Application = create_app(settings)
+    app: web.Application = await create_app(settings)
     client: TestClient = await aiohttp_client(app)
     return client

@@ -20,9 +20,9 @@ from bot.settings import MissingWebhookSecret, Settings, ensure_local_webhook_se
 from tests.service_fixtures import WEBHOOK_SECRET, bot_client, example, send, settings, settled  # noqa: F401
 
 
-def test_service_refuses_to_start_without_a_webhook_secret(tmp_path: Path) -> None:
+async def test_service_refuses_to_start_without_a_webhook_secret(tmp_path: Path) -> None:
     with pytest.raises(MissingWebhookSecret, match="BOT_WEBHOOK_SECRET"):
-        create_app(Settings(db=tmp_path / "x.sqlite3", _env_file=None))  # type: ignore[call-arg]
+        await create_app(Settings(db=tmp_path / "x.sqlite3", _env_file=None))  # type: ignore[call-arg]
 
 
 def test_serve_with_app_credentials_but_no_secret_exits_with_instructions(tmp_path: Path) -> None:

@@ -6,17 +6,17 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from gidgethub import routing, sansio
 
-from bot.actions import ActionLog
 from bot.context import EventContext, Services
 from bot.errors import PermanentError, RetryLater
 from bot.inbox import Inbox, describe
-from bot.metrics import Metrics
-from bot.observability import Redactor
+from bot.service import build_services
 from bot.workers import WorkerPool
 from tests.service_fixtures import delivery_rows, make_settings, settled
 
@@ -25,15 +25,15 @@ def issue_payload(number: int, repo: str = "octo/repo", action: str = "edited") 
     return {"action": action, "issue": {"number": number}, "repository": {"full_name": repo}, "installation": {"id": 7}}
 
 
-async def run_pool(tmp_path: Path, router: routing.Router, *, workers: int = 4, **settings: Any):
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+async def run_pool(tmp_path: Path, router: routing.Router, session: aiohttp.ClientSession, *, workers: int = 4, **settings: Any):
     config = make_settings(tmp_path, workers=workers, **settings)
-    services = Services(
-        settings=config,
-        metrics=Metrics(),
-        inbox=Inbox(config.db),
-        actions=ActionLog(config.db),
-        redactor=Redactor(["test-webhook-secret-0123456789"]),
-    )
+    services = build_services(config, session)
     services.inbox.start()
     pool = WorkerPool(services, router, workers)
     return services, pool
@@ -44,7 +44,7 @@ async def add(services: Services, event: str, payload: dict[str, Any], delivery:
     assert await services.inbox.add(describe(event, payload, delivery, body, now=time.time(), delay=delay))
 
 
-async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_error(tmp_path: Path) -> None:
+async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_error(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     calls: list[float] = []
 
@@ -53,7 +53,7 @@ async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_err
         calls.append(time.monotonic())
         raise RuntimeError("GitHub said no")
 
-    services, pool = await run_pool(tmp_path, router, max_attempts=3, retry_base_seconds=0.05)
+    services, pool = await run_pool(tmp_path, router, session, max_attempts=3, retry_base_seconds=0.05)
     await add(services, "issues", issue_payload(1), "d1")
     await pool.start()
     rows = await settled(services.settings.db, ["d1"])
@@ -66,7 +66,7 @@ async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_err
     await services.inbox.close()
 
 
-async def test_a_transient_failure_recovers(tmp_path: Path) -> None:
+async def test_a_transient_failure_recovers(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     calls = []
 
@@ -76,7 +76,7 @@ async def test_a_transient_failure_recovers(tmp_path: Path) -> None:
         if len(calls) < 2:
             raise ConnectionError("reset by peer")
 
-    services, pool = await run_pool(tmp_path, router)
+    services, pool = await run_pool(tmp_path, router, session)
     await add(services, "issues", issue_payload(1), "d1")
     await pool.start()
     rows = await settled(services.settings.db, ["d1"])
@@ -85,14 +85,14 @@ async def test_a_transient_failure_recovers(tmp_path: Path) -> None:
     await services.inbox.close()
 
 
-async def test_permanent_error_is_dead_lettered_at_once(tmp_path: Path) -> None:
+async def test_permanent_error_is_dead_lettered_at_once(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
 
     @router.register("issues")
     async def not_found(event: sansio.Event, ctx: EventContext) -> None:
         raise PermanentError("GET /repos/octo/repo/issues/1: 404 Not Found")
 
-    services, pool = await run_pool(tmp_path, router)
+    services, pool = await run_pool(tmp_path, router, session)
     await add(services, "issues", issue_payload(1), "d1")
     await pool.start()
     rows = await settled(services.settings.db, ["d1"])
@@ -102,7 +102,7 @@ async def test_permanent_error_is_dead_lettered_at_once(tmp_path: Path) -> None:
     await services.inbox.close()
 
 
-async def test_retry_later_does_not_use_up_attempts(tmp_path: Path) -> None:
+async def test_retry_later_does_not_use_up_attempts(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     calls = []
 
@@ -112,7 +112,7 @@ async def test_retry_later_does_not_use_up_attempts(tmp_path: Path) -> None:
         if len(calls) <= 3:
             raise RetryLater(0.02, "rate limit")
 
-    services, pool = await run_pool(tmp_path, router, max_attempts=2)
+    services, pool = await run_pool(tmp_path, router, session, max_attempts=2)
     await add(services, "issues", issue_payload(1), "d1")
     await pool.start()
     rows = await settled(services.settings.db, ["d1"])
@@ -121,7 +121,7 @@ async def test_retry_later_does_not_use_up_attempts(tmp_path: Path) -> None:
     await services.inbox.close()
 
 
-async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_path: Path) -> None:
+async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     running: dict[str, int] = {}
     overlap: list[str] = []
@@ -137,7 +137,7 @@ async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_pat
         await asyncio.sleep(0.01)
         running[subject] -= 1
 
-    services, pool = await run_pool(tmp_path, router, workers=6)
+    services, pool = await run_pool(tmp_path, router, session, workers=6)
     await pool.start()
     ids = []
     for i in range(40):
@@ -154,7 +154,7 @@ async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_pat
     await services.inbox.close()
 
 
-async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_path: Path) -> None:
+async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     triages: list[list[str]] = []
     seen: list[str] = []
@@ -168,7 +168,7 @@ async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_pa
 
         ctx.defer(("triage", ctx.delivery.subject), triage)
 
-    services, pool = await run_pool(tmp_path, router)
+    services, pool = await run_pool(tmp_path, router, session)
     ids = [f"e{i}" for i in range(5)]
     for delivery in ids:  # a burst of edits, debounced, all waiting when the worker looks
         await add(services, "issues", issue_payload(9), delivery, delay=0.2)
@@ -180,7 +180,7 @@ async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_pa
     await services.inbox.close()
 
 
-async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(tmp_path: Path) -> None:
+async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     router = routing.Router()
     handled = []
 
@@ -188,13 +188,13 @@ async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(tmp
     async def record(event: sansio.Event, ctx: EventContext) -> None:
         handled.append(ctx.delivery.id)
 
-    services, pool = await run_pool(tmp_path, router)
+    services, pool = await run_pool(tmp_path, router, session)
     await add(services, "issues", issue_payload(1), "d1")
     await add(services, "issues", issue_payload(2), "d2")
     assert await services.inbox.claim()  # a worker took d1 and then the process died
     await services.inbox.close()
 
-    services, pool = await run_pool(tmp_path, router)
+    services, pool = await run_pool(tmp_path, router, session)
     await pool.start()
     rows = await settled(services.settings.db, ["d1", "d2"])
     await pool.stop()

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
 
 FOUND_BY_ORDER = ("closing-keyword", "timeline", "title", "branch")
 
-_REF = (
-    r"(?:(?P<owner>[\w.-]+)/(?P<name>[\w.-]+)#(?P<n1>\d{1,7})"
-    r"|(?<![\w/])#(?P<n2>\d{1,7})"
-    r"|https?://github\.com/(?P<uo>[\w.-]+)/(?P<un>[\w.-]+)/issues/(?P<n3>\d{1,7}))\b"
+_HASH_REF = re.compile(r"#(\d{1,7})\b")
+_QUALIFIER = re.compile(r"(?:^|[^\w.-])([\w.-]+/[\w.-]+)$")
+_URL_REF = re.compile(r"https?://github\.com/([\w.-]+/[\w.-]+)/issues/(\d{1,7})\b")
+_CLOSING = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b:?[ \t]+"
+    r"(?:(?<![\w.-])([\w.-]+/[\w.-]+)?#(\d{1,7})|https?://github\.com/([\w.-]+/[\w.-]+)/issues/(\d{1,7}))\b",
+    re.IGNORECASE,
 )
-_CLOSING = re.compile(r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b:?[ \t]+" + _REF)
-_MENTION = re.compile(_REF)
 _TITLE_ISSUE = re.compile(r"(?i)(?:(?<![\w/])#|\bissue[ \t]*#?)(\d{1,7})\b")
 _BRANCH_ISSUE = re.compile(
     r"(?i)(?:^|[/_-])(?:issues?|gh|fix(?:es)?|bug(?:fix)?|hotfix|close[sd]?|resolve[sd]?)"
@@ -33,21 +34,26 @@ _BRANCH_ISSUE = re.compile(
 _REPO_IN_URL = re.compile(r"github\.com/([\w.-]+/[\w.-]+)/(?:pull|issues)/\d+")
 
 
-def _targets(pattern: re.Pattern[str], text: str, repo: str) -> list[tuple[str, int]]:
+def _targets(text: str, repo: str) -> list[tuple[str, int]]:
+    """Issues named as #N, owner/name#N or a github.com issue URL (literal-led scans: fast)."""
     found = []
-    for m in pattern.finditer(text):
-        if m.group("n1"):
-            found.append((f"{m.group('owner')}/{m.group('name')}", int(m.group("n1"))))
-        elif m.group("n2"):
-            found.append((repo, int(m.group("n2"))))
-        elif m.group("n3"):
-            found.append((f"{m.group('uo')}/{m.group('un')}", int(m.group("n3"))))
+    for m in _HASH_REF.finditer(text):
+        before = text[max(0, m.start() - 100) : m.start()]
+        qualified = _QUALIFIER.search(before)
+        if qualified:
+            found.append((qualified.group(1), int(m.group(1))))
+        elif not before or not (before[-1].isalnum() or before[-1] in "_/&"):
+            found.append((repo, int(m.group(1))))
+    found += [(r, int(n)) for r, n in _URL_REF.findall(text)]
     return found
 
 
 def closing_targets(text: str, repo: str) -> list[tuple[str, int]]:
     """Issues a PR body closes with GitHub's keywords (fix/fixes/fixed, close..., resolve...)."""
-    return _targets(_CLOSING, text, repo)
+    return [
+        (qualified or url_repo or repo, int(number or url_number))
+        for qualified, number, url_repo, url_number in _CLOSING.findall(text)
+    ]
 
 
 def branch_issue_numbers(branch: str) -> list[int]:
@@ -61,7 +67,7 @@ def issue_references(item: Issue) -> list[tuple[str, int, str]]:
     text = "\n".join(
         [item.title, item.body, *(c.body for c in item.comments if not c.author_is_bot)]
     )
-    refs += [(r, n, "mention") for r, n in _targets(_MENTION, text, item.repo)]
+    refs += [(r, n, "mention") for r, n in _targets(text, item.repo)]
     if item.is_pull_request:
         refs += [(r, n, "closing-keyword") for r, n in closing_targets(item.body, item.repo)]
         refs += [(item.repo, int(n), "title") for n in _TITLE_ISSUE.findall(item.title)]

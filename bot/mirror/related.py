@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+import time
 from typing import TYPE_CHECKING
 
 from bot.models import Issue, RelatedIssue
@@ -34,6 +34,13 @@ LABEL_WEIGHT = 0.5
 REFERENCE_SCORE = 20.0  # one issue names the other ("#123", a cross-reference)
 MIN_SCORE = 2.0
 SHOWN_TERMS = 8
+# Posting lists longer than this are too common to be worth reading for candidates.
+MAX_TERM_DOCS_SHARE = 0.02
+MIN_TERM_DOCS_CAP = 250
+RARE_SIGNATURE_DOCS = 50
+MAX_SIGNATURE_CANDIDATES = 300
+STATS_MAX_AGE = 300.0  # seconds before corpus counts are re-read even without local writes
+STATS_STALE_AFTER_WRITE = 30.0
 
 _TOKEN = re.compile(r"\w+")
 _EXCEPTION = re.compile(r"\b([A-Z][A-Za-z0-9_]*(?:Error|Exception|Warning|Interrupt))\b")
@@ -42,7 +49,7 @@ _EXCEPTION_LINE = re.compile(
 )
 _LOG_ERROR_LINE = re.compile(r"(?im)^[ \t>*-]*(?:error|fatal|critical)\b[:\] \t]+(\S[^\n]{9,})")
 _PATH = re.compile(
-    r"(?:[\w.-]+/)*[\w-][\w.-]*\.(?:py|pyx|cpp|cc|cu|cuh|c|h|hpp|rs|go|js|ts|java|yaml|yml|toml|sh)\b"
+    r"(?<![\w./-])/?(?:[\w.-]+/)*[\w-][\w.-]*\.(?:py|pyx|cpp|cc|cu|cuh|c|h|hpp|rs|go|js|ts|java|yaml|yml|toml|sh)\b"
 )
 _DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
 _SNAKE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
@@ -164,6 +171,65 @@ def idf(docs: int, df: int) -> float:
     return math.log((docs - df + 0.5) / (df + 0.5) + 1.0)
 
 
+class CorpusStats:
+    """Document frequencies, read lazily and kept per store: IDF without a scan per query.
+
+    Counts may lag recent writes by up to STATS_STALE_AFTER_WRITE seconds (weights shift
+    by a document or two); a word or signature never seen before is always looked up.
+    """
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.loaded_at = time.monotonic()
+        self.term_docs: dict[str, int] = {}
+        self.sig_docs: dict[tuple[str, str], int] = {}
+        self.repo_docs: dict[str | None, int] = {}
+
+    @classmethod
+    def of(cls, store: MirrorStore) -> CorpusStats:
+        stats = store.corpus_stats
+        age = time.monotonic() - stats.loaded_at if isinstance(stats, cls) else 0.0
+        if (
+            not isinstance(stats, cls)
+            or age > STATS_MAX_AGE
+            or (stats.generation != store.generation and age > STATS_STALE_AFTER_WRITE)
+        ):
+            stats = cls(store.generation)
+            store.corpus_stats = stats
+        return stats
+
+    def docs(self, store: MirrorStore, repo: str | None) -> int:
+        if repo not in self.repo_docs:
+            self.repo_docs[repo] = store.conn.execute(
+                "SELECT COUNT(*) FROM mirror_issues WHERE is_pr = 0 AND (? IS NULL OR repo = ?)",
+                (repo, repo),
+            ).fetchone()[0]
+        return self.repo_docs[repo]
+
+    def term(self, store: MirrorStore, term: str) -> int:
+        count = self.term_docs.get(term)
+        if count is None:
+            row = store.conn.execute(
+                "SELECT doc FROM mirror_fts_vocab WHERE term = ?", (term,)
+            ).fetchone()
+            count = int(row[0]) if row else 0
+            if count:
+                self.term_docs[term] = count
+        return count
+
+    def signature(self, store: MirrorStore, repo: str, sig: str) -> int:
+        count = self.sig_docs.get((repo, sig))
+        if count is None:
+            count = int(
+                store.conn.execute(
+                    "SELECT COUNT(*) FROM mirror_sigs WHERE repo = ? AND sig = ?", (repo, sig)
+                ).fetchone()[0]
+            )
+            if count:
+                self.sig_docs[(repo, sig)] = count
+        return count
+
+
 def _query_terms(
     store: MirrorStore, issue: Issue, docs: int, *, title_only: bool
 ) -> dict[str, float]:
@@ -177,26 +243,16 @@ def _query_terms(
     words = [w for w in counts if len(w) > 1 and not w.isdigit()]
     if not words:
         return {}
-    df: dict[str, int] = {}
-    for chunk in _chunks(words, 500):
-        marks = ",".join("?" * len(chunk))
-        df.update(
-            store.conn.execute(
-                f"SELECT term, doc FROM mirror_fts_vocab WHERE term IN ({marks})", chunk
-            ).fetchall()
-        )
+    stats = CorpusStats.of(store)
+    df = {w: stats.term(store, w) for w in words}
+    cap = max(MIN_TERM_DOCS_CAP, int(docs * MAX_TERM_DOCS_SHARE))
     weights = {
         w: idf(docs, df[w]) * math.sqrt(counts[w])
         for w in words
-        if df.get(w)  # unknown to the index: nothing else can match it
+        if 0 < df[w] <= cap  # unknown to the index: nothing else can match it
     }
     best = sorted(weights, key=lambda w: weights[w], reverse=True)[:QUERY_TERMS]
     return {w: idf(docs, df[w]) for w in best}
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def find_related(
@@ -214,10 +270,9 @@ def find_related(
         "SELECT id FROM mirror_issues WHERE repo = ? AND number = ?", (repo, issue.number)
     ).fetchone()
     self_id = self_row[0] if self_row else None
-    docs_all = conn.execute("SELECT COUNT(*) FROM mirror_issues WHERE is_pr = 0").fetchone()[0]
-    docs = conn.execute(
-        "SELECT COUNT(*) FROM mirror_issues WHERE repo = ? AND is_pr = 0", (repo,)
-    ).fetchone()[0]
+    stats = CorpusStats.of(store)
+    docs_all = stats.docs(store, None)
+    docs = stats.docs(store, repo)
     if docs == 0:
         return []
 
@@ -245,22 +300,18 @@ def find_related(
     sig_weight: dict[str, float] = {}
     sig_candidates: set[int] = set()
     if sigs:
-        marks = ",".join("?" * len(sigs))
-        for sig, df in conn.execute(
-            f"SELECT sig, COUNT(*) FROM mirror_sigs WHERE repo = ? AND sig IN ({marks}) GROUP BY sig",
-            (repo, *sigs),
-        ):
-            others = df - (1 if self_id is not None else 0)
+        for sig in sigs:
+            others = stats.signature(store, repo, sig) - (1 if self_id is not None else 0)
             if others > 0:
                 sig_weight[sig] = idf(docs, others)
-        rare = [s for s, w in sig_weight.items() if w >= idf(docs, max(10, docs // 100))]
+        rare = [s for s in sig_weight if stats.signature(store, repo, s) <= RARE_SIGNATURE_DOCS]
         if rare:
             marks = ",".join("?" * len(rare))
             sig_candidates = {
                 r[0]
                 for r in conn.execute(
-                    f"SELECT issue_id FROM mirror_sigs WHERE repo = ? AND sig IN ({marks})",
-                    (repo, *rare),
+                    f"SELECT issue_id FROM mirror_sigs WHERE repo = ? AND sig IN ({marks}) LIMIT ?",
+                    (repo, *rare, MAX_SIGNATURE_CANDIDATES),
                 )
             }
 

@@ -140,6 +140,9 @@ class MirrorStore:
         self.path = Path(path)
         self.conn = connect(self.path)
         self.conn.executescript(SCHEMA)
+        # Bumped by every write; related search caches corpus counts against it.
+        self.generation = 0
+        self.corpus_stats: object | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -151,6 +154,7 @@ class MirrorStore:
             yield self.conn
             return
         self.conn.execute("BEGIN IMMEDIATE")
+        self.generation += 1
         try:
             yield self.conn
         except BaseException:
