@@ -143,10 +143,16 @@ def plan_batch(
             if dep in by_number:
                 internal[number].append(dep)
             elif dep not in outside:
-                problems.append(f"#{number} depends on #{dep}, which is not in this batch and not known")
+                problems.append(
+                    f"#{number} depends on #{dep}, which is not in this batch and not known"
+                )
             elif outside[dep] != "closed":
-                refused.setdefault(number, f"depends on #{dep}, which is still open and not in this batch")
-    problems.extend(f"dependency cycle: {' -> '.join(f'#{n}' for n in c)}" for c in find_cycles(internal))
+                refused.setdefault(
+                    number, f"depends on #{dep}, which is still open and not in this batch"
+                )
+    problems.extend(
+        f"dependency cycle: {' -> '.join(f'#{n}' for n in c)}" for c in find_cycles(internal)
+    )
     if problems:
         raise InvalidBatch(problems)
 
@@ -407,7 +413,9 @@ def _item(row: sqlite3.Row) -> RunItem:
 def _plan_of(run: DispatchRun) -> BatchPlan:
     """The plan as recorded (for a repeated key, so the caller can answer the same way)."""
     planned = [i for i in run.items if i.wave is not None]
-    waves: list[list[int]] = [[] for _ in range(1 + max((i.wave or 0 for i in planned), default=-1))]
+    waves: list[list[int]] = [
+        [] for _ in range(1 + max((i.wave or 0 for i in planned), default=-1))
+    ]
     for item in sorted(planned, key=lambda i: i.position):
         waves[item.wave or 0].append(item.number)
     return BatchPlan(
@@ -480,8 +488,17 @@ class DispatchRuns:
                 )
                 deps = sorted(plan.dependencies.get(issue, ()))
                 rows.append(
-                    (run_id, repo, issue, position, plan.wave_of(issue), json.dumps(deps), status,
-                     plan.refused.get(issue), at)
+                    (
+                        run_id,
+                        repo,
+                        issue,
+                        position,
+                        plan.wave_of(issue),
+                        json.dumps(deps),
+                        status,
+                        plan.refused.get(issue),
+                        at,
+                    )
                 )
             conn.executemany(
                 "INSERT INTO dispatch_items (run_id, repo, number, position, wave, depends_on, status,"
@@ -498,7 +515,9 @@ class DispatchRuns:
         return StartedRun(run=run, plan=plan, created=True)
 
     def set_notice_key(self, run_id: int, notice_key: str) -> None:
-        self._conn.execute("UPDATE dispatch_runs SET notice_key = ? WHERE id = ?", (notice_key, run_id))
+        self._conn.execute(
+            "UPDATE dispatch_runs SET notice_key = ? WHERE id = ?", (notice_key, run_id)
+        )
 
     # -- PRs finishing work -----------------------------------------------------------
     def finish_issue(
@@ -600,12 +619,18 @@ class DispatchRuns:
         return [run for r in ids if (run := self.get(r[0])) is not None]
 
     def list_runs(self, *, repo: str | None = None, limit: int = 20) -> list[DispatchRun]:
-        sql = "SELECT id FROM dispatch_runs" + (" WHERE repo = ?" if repo else "") + " ORDER BY id DESC LIMIT ?"
+        sql = (
+            "SELECT id FROM dispatch_runs"
+            + (" WHERE repo = ?" if repo else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
         params: tuple[Any, ...] = (repo, limit) if repo else (limit,)
         return [run for r in self._conn.execute(sql, params).fetchall() if (run := self.get(r[0]))]
 
     # -- the label window -------------------------------------------------------------
-    def note_label(self, repo: str, number: int, *, requested_by: str | None, at: float | None = None) -> bool:
+    def note_label(
+        self, repo: str, number: int, *, requested_by: str | None, at: float | None = None
+    ) -> bool:
         """Remember a dispatch label; labels within the window form one batch. False: already noted."""
         cur = self._conn.execute(
             "INSERT OR IGNORE INTO dispatch_window (repo, number, requested_by, labeled_at) VALUES (?, ?, ?, ?)",
@@ -613,7 +638,9 @@ class DispatchRuns:
         )
         return cur.rowcount == 1
 
-    def window_due_in(self, repo: str, *, window_seconds: float, now: float | None = None) -> float | None:
+    def window_due_in(
+        self, repo: str, *, window_seconds: float, now: float | None = None
+    ) -> float | None:
         """Seconds until the repo's label window closes (None: nothing is waiting)."""
         row = self._conn.execute(
             "SELECT MIN(labeled_at) FROM dispatch_window WHERE repo = ?", (repo,)
@@ -646,4 +673,3 @@ class DispatchRuns:
             conn.execute("ROLLBACK")
             raise
         return [(r["number"], r["requested_by"]) for r in rows]
-

@@ -41,10 +41,13 @@ HEADINGS = {
 }
 MAINTAINER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 OUT_OF_SCOPE = re.compile(r"[^.\n]{0,160}\b(?:out of scope|won'?t (?:fix|add|support)|not planned|not going to)\b[^.\n]{0,160}", re.IGNORECASE)
-BLOB_LINK = re.compile(r"https?://[^\s/]+/[\w.-]+/[\w.-]+/blob/[0-9A-Za-z._-]+/([\w./-]+?)(?:#L(\d+)(?:-L\d+)?)?(?=[\s)\]>\"']|$)")
+BLOB_LINK = re.compile(
+    r"https?://[^\s/]{1,100}/[\w.-]{1,100}/[\w.-]{1,100}/blob/[0-9A-Za-z._-]{1,100}/([\w./-]{1,300}?)(?:#L(\d{1,6})(?:-L\d{1,6})?)?(?=[\s)\]>\"']|$)"
+)
+# Bounded quantifiers and token-boundary lookbehinds keep these linear on hostile text.
 CODE_POINTER = re.compile(
-    r"(?:[\w.-]+/)+[\w.-]+\.(?:py|pyx|cu|cpp|cc|c|h|rs|go|js|ts|md|rst|yaml|yml|toml)(?::\d+)?"
-    r"|\b[\w]+(?:\.[A-Za-z_]\w*){2,}\b"
+    r"(?<![\w.-])(?:~?/)?(?:[\w.-]{1,80}/){1,12}[\w.-]{1,80}\.(?:py|pyx|cu|cpp|cc|c|h|rs|go|js|ts|md|rst|yaml|yml|toml)(?::\d{1,6})?"
+    r"|(?<![\w.])[A-Za-z_]\w{0,60}(?:\.[A-Za-z_]\w{0,60}){2,8}(?![\w.])"
     r"|`[A-Za-z_][\w.]{2,80}\(\)?`"
 )
 LINK_PLACEHOLDER = "<the prompt link from the triage comment or the Slack message>"

@@ -221,7 +221,10 @@ code{{background:#f3f3f3;padding:0 .2em}}button{{font-size:1rem;padding:.5em 1em
 """
 
 
-def _page(title: str, body: str, *, status: int = 200, form_action: str = "'none'") -> web.Response:
+def _page(title: str, body: str, *, status: int = 200, forms: bool = False) -> web.Response:
+    # The setup form posts cross-site through GitHub's login and SSO redirects, which
+    # `form-action` would block and `no-referrer` would strip the Origin from.
+    form_action = "" if forms else "form-action 'none'; "
     response = web.Response(
         text=PAGE.format(title=html.escape(title), body=body),
         status=status,
@@ -231,10 +234,10 @@ def _page(title: str, body: str, *, status: int = 200, form_action: str = "'none
     response.headers.update(
         {
             "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "strict-origin-when-cross-origin" if forms else "no-referrer",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": (
-                f"default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; "
+                f"default-src 'none'; style-src 'unsafe-inline'; {form_action}"
                 "frame-ancestors 'none'; base-uri 'none'"
             ),
         }
@@ -312,7 +315,7 @@ taken), its permissions and events, then sends you back here.</p>
 <form method="get" action="/setup"><p>For an organization instead:
 <input name="org" placeholder="organization" pattern="[A-Za-z0-9][A-Za-z0-9-]*" required>
 <button type="submit">Use it</button></p></form>"""
-        return _page("Register agent-dispatch", body, form_action=f"{target} 'self'")
+        return _page("Register agent-dispatch", body, forms=True)
 
     async def callback(self, request: web.Request) -> web.Response:
         code = request.query.get("code", "")
@@ -327,6 +330,10 @@ taken), its permissions and events, then sends you back here.</p>
         async with self._lock:
             if self.registered is not None:
                 return self._registered_page()
+            folder = self.env_file.resolve().parent
+            if not os.access(folder, os.W_OK):  # check before the one-time code is spent
+                body = f"<p>Cannot write to <code>{html.escape(str(folder))}</code>.</p>"
+                return _page("Registration not possible", body, status=500)
             try:
                 timeout = aiohttp.ClientTimeout(total=CONVERSION_TIMEOUT_SECONDS)
                 async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -64,6 +64,32 @@ def numbers_line(related: list[RelatedIssue], state: str) -> str:
     return ", ".join(f"#{r.number}" for r in [r for r in related if r.state == state][:RELATED_IN_COMMENT])
 
 
+def comment_context(
+    decision: TriageDecision,
+    config: RepoConfig,
+    *,
+    errors: list[str],
+    artifact: ArtifactRef,
+    artifact_url: str,
+    expires: float,
+    followups: list[str],
+) -> dict[str, Any]:
+    """Everything the comment template shows, computed from the decision (pure)."""
+    return {
+        "decision": decision,
+        "verdict_line": decision.verdict,
+        "config_error": "; ".join(errors),
+        "existing_prs_line": ", ".join(f"#{p.number} ({p.state}, {p.found_by})" for p in decision.existing_prs),
+        "related_open_line": numbers_line(decision.related, "open"),
+        "related_closed_line": numbers_line(decision.related, "closed"),
+        "artifact_url": artifact_url,
+        "artifact_version": artifact.version,
+        "artifact_expires": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "followups": followups,
+        "dispatch_label": config.labels.dispatch,
+    }
+
+
 async def gather_issue(gh: GitHubClient, repo: str, number: int) -> tuple[Issue, list[dict[str, Any]]]:
     """The issue with every comment and its timeline, plus the raw comments (ours among them)."""
     raw_issue, raw_comments, raw_timeline = await asyncio.gather(
@@ -121,21 +147,16 @@ class TriageJob:
             expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
             artifact_url = services.links.url(artifact, expires=expires)
 
-            errors = [*loaded.errors, *rendered.override_errors]
             body = services.renderer.comment(
-                {
-                    "decision": decision,
-                    "verdict_line": decision.verdict,
-                    "config_error": "; ".join(errors),
-                    "existing_prs_line": ", ".join(f"#{p.number} ({p.state}, {p.found_by})" for p in decision.existing_prs),
-                    "related_open_line": numbers_line(decision.related, "open"),
-                    "related_closed_line": numbers_line(decision.related, "closed"),
-                    "artifact_url": artifact_url,
-                    "artifact_version": artifact.version,
-                    "artifact_expires": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    "followups": followups or [],
-                    "dispatch_label": config.labels.dispatch,
-                }
+                comment_context(
+                    decision,
+                    config,
+                    errors=[*loaded.errors, *rendered.override_errors],
+                    artifact=artifact,
+                    artifact_url=artifact_url,
+                    expires=expires,
+                    followups=followups or [],
+                )
             )
             comment_id, action = await self._upsert_comment(gh, repo, number, raw_comments, bot_login, body)
             if config.labels.apply_verdict_labels:

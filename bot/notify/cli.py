@@ -39,7 +39,7 @@ def _when(ts: float | None) -> str:
 def _list(args: argparse.Namespace) -> int:
     outbox = Outbox(_db_path(args))
     try:
-        rows = outbox.list(status=args.status, limit=args.limit)
+        rows = outbox.messages(status=args.status, limit=args.limit)
     finally:
         outbox.close()
     if args.json:
@@ -71,7 +71,9 @@ def _retry(args: argparse.Namespace) -> int:
             emit(f"no notification {args.id}")
             return 1
         if message.status == "sent":
-            emit(f"notification {args.id} was already sent (ts {message.slack_ts}); not sending it twice")
+            emit(
+                f"notification {args.id} was already sent (ts {message.slack_ts}); not sending it twice"
+            )
             return 1
         if message.status == "sending" or not outbox.retry(args.id):
             emit(f"notification {args.id} is being sent right now")

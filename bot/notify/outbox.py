@@ -33,6 +33,7 @@ from bot.db import connect
 from bot.errors import PermanentError, RetryLater
 from bot.inbox import backoff_delay
 from bot.notify.slack import (
+    DEFAULT_POLICY,
     DispatchNotice,
     Message,
     SlackRetryPolicy,
@@ -231,12 +232,16 @@ class Outbox:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            existing = conn.execute("SELECT id FROM outbox_messages WHERE key = ?", (key,)).fetchone()
+            existing = conn.execute(
+                "SELECT id FROM outbox_messages WHERE key = ?", (key,)
+            ).fetchone()
             if existing is not None:
                 conn.execute("COMMIT")
                 return Enqueued(existing["id"], fresh=False)
             if parent_key is not None and (
-                conn.execute("SELECT 1 FROM outbox_messages WHERE key = ?", (parent_key,)).fetchone()
+                conn.execute(
+                    "SELECT 1 FROM outbox_messages WHERE key = ?", (parent_key,)
+                ).fetchone()
                 is None
             ):
                 raise UnknownParent(f"no outbox message with key {parent_key!r} to reply to")
@@ -282,7 +287,12 @@ class Outbox:
     ) -> Enqueued:
         """The batch plan message (build it with slack.batch_plan_message)."""
         return self.enqueue(
-            key=key, kind="batch_plan", message=message, channel=channel, repo=repo, subjects=numbers
+            key=key,
+            kind="batch_plan",
+            message=message,
+            channel=channel,
+            repo=repo,
+            subjects=numbers,
         )
 
     def enqueue_reply(self, *, key: str, parent_key: str, message: Message) -> Enqueued:
@@ -309,14 +319,16 @@ class Outbox:
 
     # -- reading ------------------------------------------------------------------------
     def get(self, message_id: int) -> OutboxMessage | None:
-        row = self._conn.execute("SELECT * FROM outbox_messages WHERE id = ?", (message_id,)).fetchone()
+        row = self._conn.execute(
+            "SELECT * FROM outbox_messages WHERE id = ?", (message_id,)
+        ).fetchone()
         return None if row is None else OutboxMessage.from_row(row)
 
     def get_by_key(self, key: str) -> OutboxMessage | None:
         row = self._conn.execute("SELECT * FROM outbox_messages WHERE key = ?", (key,)).fetchone()
         return None if row is None else OutboxMessage.from_row(row)
 
-    def list(self, *, status: str | None = None, limit: int = 50) -> list[OutboxMessage]:
+    def messages(self, *, status: str | None = None, limit: int = 50) -> list[OutboxMessage]:
         sql = "SELECT * FROM outbox_messages"
         params: list[Any] = []
         if status:
@@ -327,7 +339,9 @@ class Outbox:
         return [OutboxMessage.from_row(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox_messages GROUP BY status").fetchall()
+        rows = self._conn.execute(
+            "SELECT status, COUNT(*) FROM outbox_messages GROUP BY status"
+        ).fetchall()
         return {s: 0 for s in STATUSES} | {r[0]: r[1] for r in rows}
 
     # -- operators ----------------------------------------------------------------------
@@ -346,7 +360,10 @@ class Outbox:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [r[0] for r in conn.execute("SELECT id FROM outbox_messages WHERE status = 'sending'")]
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM outbox_messages WHERE status = 'sending'")
+            ]
             conn.executemany(
                 "UPDATE outbox_messages SET status = 'dead', last_error = ? WHERE id = ?",
                 [(INTERRUPTED.format(id=i), i) for i in ids],
@@ -356,7 +373,10 @@ class Outbox:
             conn.execute("ROLLBACK")
             raise
         for message_id in ids:
-            log.warning("outbox: message %d was being sent when the service stopped; marked dead", message_id)
+            log.warning(
+                "outbox: message %d was being sent when the service stopped; marked dead",
+                message_id,
+            )
         return ids
 
     def claim_due(self, *, now: float | None = None, limit: int = 20) -> list[Claimed]:
@@ -387,7 +407,9 @@ class Outbox:
             claimed.append(Claimed(row, r["parent_thread_ts"], r["parent_channel"]))
         return claimed
 
-    def mark_sent(self, message_id: int, *, channel: str, ts: str, thread_ts: str, now: float | None = None) -> None:
+    def mark_sent(
+        self, message_id: int, *, channel: str, ts: str, thread_ts: str, now: float | None = None
+    ) -> None:
         self._conn.execute(
             "UPDATE outbox_messages SET status = 'sent', sent_at = ?, slack_channel = ?, slack_ts = ?,"
             " thread_ts = ?, last_error = NULL WHERE id = ?",
@@ -395,7 +417,13 @@ class Outbox:
         )
 
     def mark_failed(
-        self, message_id: int, error: str, *, delay: float, counted: bool = True, now: float | None = None
+        self,
+        message_id: int,
+        error: str,
+        *,
+        delay: float,
+        counted: bool = True,
+        now: float | None = None,
     ) -> None:
         """Back to waiting after `delay`; an uncounted failure (a rate limit) keeps its attempt."""
         self._conn.execute(
@@ -406,7 +434,8 @@ class Outbox:
 
     def mark_dead(self, message_id: int, error: str) -> None:
         self._conn.execute(
-            "UPDATE outbox_messages SET status = 'dead', last_error = ? WHERE id = ?", (error, message_id)
+            "UPDATE outbox_messages SET status = 'dead', last_error = ? WHERE id = ?",
+            (error, message_id),
         )
 
     def next_due_in(self, *, now: float | None = None) -> float | None:
@@ -431,7 +460,9 @@ class Posted:
 
 
 class Poster(Protocol):
-    async def post(self, *, channel: str, message: Message, thread_ts: str | None, key: str) -> Posted: ...
+    async def post(
+        self, *, channel: str, message: Message, thread_ts: str | None, key: str
+    ) -> Posted: ...
 
 
 class SlackPoster:
@@ -440,7 +471,9 @@ class SlackPoster:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
-    async def post(self, *, channel: str, message: Message, thread_ts: str | None, key: str) -> Posted:
+    async def post(
+        self, *, channel: str, message: Message, thread_ts: str | None, key: str
+    ) -> Posted:
         try:
             response = await self._client.chat_postMessage(
                 channel=channel,
@@ -468,7 +501,9 @@ def slack_failure(exc: SlackApiError) -> Exception:
         return RetryLater(retry_after_seconds(headers), f"Slack rate limit ({error})")
     if error in PERMANENT_SLACK_ERRORS:
         detail = "; ".join(str(e) for e in data.get("errors", []) or [])
-        return PermanentError(f"Slack refused the message: {error}" + (f" ({detail})" if detail else ""))
+        return PermanentError(
+            f"Slack refused the message: {error}" + (f" ({detail})" if detail else "")
+        )
     return RuntimeError(f"Slack error: {error} (HTTP {status})")
 
 
@@ -478,7 +513,9 @@ class DryRunPoster:
     def __init__(self, actions: ActionLog) -> None:
         self._actions = actions
 
-    async def post(self, *, channel: str, message: Message, thread_ts: str | None, key: str) -> Posted:
+    async def post(
+        self, *, channel: str, message: Message, thread_ts: str | None, key: str
+    ) -> Posted:
         payload = {"channel": channel, "thread_ts": thread_ts, **message}
         self._actions.record("slack", "chat.postMessage", channel, payload, key=f"slack:{key}")
         # A stable stand-in for Slack's ts, so replies in dry-run name their parent.
@@ -521,7 +558,11 @@ async def deliver_due(
 
 
 async def _deliver_one(
-    outbox: Outbox, poster: Poster, item: Claimed, default_channel: str | None, report: DeliveryReport
+    outbox: Outbox,
+    poster: Poster,
+    item: Claimed,
+    default_channel: str | None,
+    report: DeliveryReport,
 ) -> None:
     row = item.row
     channel = item.parent_channel if row.parent_key else (row.channel or default_channel)
@@ -531,7 +572,9 @@ async def _deliver_one(
         log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, NO_CHANNEL)
         return
     try:
-        posted = await poster.post(channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key)
+        posted = await poster.post(
+            channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key
+        )
     except RetryLater as exc:
         outbox.mark_failed(row.id, exc.reason, delay=exc.delay, counted=False)
         report.retrying += 1
@@ -547,14 +590,28 @@ async def _deliver_one(
         if row.attempts >= outbox.max_attempts:
             outbox.mark_dead(row.id, f"{error} (after {row.attempts} attempts)")
             report.dead += 1
-            log.error("outbox: message %d (%s) is dead after %d attempts: %s", row.id, row.key, row.attempts, error)
+            log.error(
+                "outbox: message %d (%s) is dead after %d attempts: %s",
+                row.id,
+                row.key,
+                row.attempts,
+                error,
+            )
             return
         delay = backoff_delay(row.attempts, outbox.retry_base_seconds)
         outbox.mark_failed(row.id, error, delay=delay)
         report.retrying += 1
-        log.warning("outbox: message %d failed (attempt %d): %s; retrying in %.1fs", row.id, row.attempts, error, delay)
+        log.warning(
+            "outbox: message %d failed (attempt %d): %s; retrying in %.1fs",
+            row.id,
+            row.attempts,
+            error,
+            delay,
+        )
         return
-    outbox.mark_sent(row.id, channel=posted.channel, ts=posted.ts, thread_ts=item.thread_ts or posted.ts)
+    outbox.mark_sent(
+        row.id, channel=posted.channel, ts=posted.ts, thread_ts=item.thread_ts or posted.ts
+    )
     report.sent += 1
     log.info("outbox: sent %s %s to %s (ts %s)", row.kind, row.key, posted.channel, posted.ts)
 
@@ -588,13 +645,16 @@ class OutboxSender:
         outbox: Outbox,
         actions: ActionLog,
         *,
-        policy: SlackRetryPolicy = SlackRetryPolicy(),
+        policy: SlackRetryPolicy = DEFAULT_POLICY,
         session: aiohttp.ClientSession | None = None,
     ) -> OutboxSender:
         """Real Slack when BOT_SLACK_TOKEN is set, else the dry-run recorder."""
         client = client_from_settings(settings, policy=policy, session=session)
         poster: Poster = DryRunPoster(actions) if client is None else SlackPoster(client)
-        log.info("outbox: %s", "dry-run, Slack messages are recorded" if client is None else "sending to Slack")
+        log.info(
+            "outbox: %s",
+            "dry-run, Slack messages are recorded" if client is None else "sending to Slack",
+        )
         return cls(outbox, poster, default_channel=settings.slack_channel)
 
     def start(self) -> None:
@@ -615,7 +675,10 @@ class OutboxSender:
         try:
             await asyncio.wait_for(self._task, self.stop_timeout)
         except (TimeoutError, asyncio.CancelledError):
-            log.warning("outbox: sender did not stop in %.0fs; a message may be left 'sending'", self.stop_timeout)
+            log.warning(
+                "outbox: sender did not stop in %.0fs; a message may be left 'sending'",
+                self.stop_timeout,
+            )
         self._task = None
 
     async def _run(self) -> None:
@@ -623,7 +686,10 @@ class OutboxSender:
             self._wake.clear()
             try:
                 await deliver_due(
-                    self.outbox, self.poster, default_channel=self.default_channel, stopping=self._stopping
+                    self.outbox,
+                    self.poster,
+                    default_channel=self.default_channel,
+                    stopping=self._stopping,
                 )
                 due = self.outbox.next_due_in()
             except sqlite3.Error:

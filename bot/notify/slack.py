@@ -8,7 +8,7 @@ text is untrusted: everything that came from GitHub is escaped so a title cannot
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ CONTEXT_CHARS = 2000
 FALLBACK_CHARS = 3000
 # Slack rejects messages whose blocks hold much more than ~13k characters in total.
 BATCH_BLOCK_BUDGET = 11_000
+LEFT_OUT_CHARS = 500
 
 VERDICT_EMOJI = {
     "actionable": ":white_check_mark:",
@@ -79,6 +80,9 @@ class SlackRetryPolicy:
     server_error_backoff: float = 0.5
     connection_retries: int = 2
     timeout_seconds: int = 15
+
+
+DEFAULT_POLICY = SlackRetryPolicy()
 
 
 class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
@@ -128,7 +132,7 @@ def make_client(
     token: str,
     *,
     base_url: str,
-    policy: SlackRetryPolicy = SlackRetryPolicy(),
+    policy: SlackRetryPolicy = DEFAULT_POLICY,
     session: aiohttp.ClientSession | None = None,
 ) -> AsyncWebClient:
     return AsyncWebClient(
@@ -143,7 +147,7 @@ def make_client(
 def client_from_settings(
     settings: Settings,
     *,
-    policy: SlackRetryPolicy = SlackRetryPolicy(),
+    policy: SlackRetryPolicy = DEFAULT_POLICY,
     session: aiohttp.ClientSession | None = None,
 ) -> AsyncWebClient | None:
     """The Slack client, or None when no token is set (dry-run: messages are recorded)."""
@@ -255,7 +259,9 @@ def dispatch_message(notice: DispatchNotice) -> Message:
         _section(f"*Prompt:* {link(notice.artifact_url, f'issue-{notice.number}.md')}"),
         _section("*Launch:*\n" + code_block(notice.launch_command)),
     ]
-    fallback = f"Dispatched {notice.repo}#{notice.number}: {one_line(notice.title)} ({notice.verdict})"
+    fallback = (
+        f"Dispatched {notice.repo}#{notice.number}: {one_line(notice.title)} ({notice.verdict})"
+    )
     return _message(fallback, blocks)
 
 
@@ -274,15 +280,17 @@ class BatchEntry:
 
 @dataclass
 class _Budget:
+    """Room left in one message (Slack caps blocks and their total characters)."""
+
     chars: int
     blocks: int
     left_out: list[int] = field(default_factory=list)
 
-    def take(self, block: dict[str, Any], size: int) -> bool:
-        if size > self.chars or self.blocks <= 0:
+    def take(self, chars: int, blocks: int) -> bool:
+        if chars > self.chars or blocks > self.blocks:
             return False
-        self.chars -= size
-        self.blocks -= 1
+        self.chars -= chars
+        self.blocks -= blocks
         return True
 
 
@@ -302,8 +310,15 @@ def batch_plan_message(
     )
     by = f" by {escape(requested_by)}" if requested_by else ""
     head = [_header(f"Batch dispatch: {repo}"), _section(summary + by)]
-    # Keep room for the refused list and a "left out" note at the end.
-    budget = _Budget(chars=BATCH_BLOCK_BUDGET - 2 * SECTION_CHARS // 3, blocks=MAX_BLOCKS - 6)
+    tail: list[dict[str, Any]] = []
+    if plan.refused:
+        reasons = "\n".join(
+            f"• #{n}: {escape(clip(one_line(why), 200))}" for n, why in sorted(plan.refused.items())
+        )
+        tail.append(_section(f"*Refused*\n{reasons}"))
+    # What is left after the head, the refused list and room for a "not shown" note.
+    used = sum(len(b["text"]["text"]) for b in head + tail)
+    budget = _Budget(chars=BATCH_BLOCK_BUDGET - used - LEFT_OUT_CHARS, blocks=MAX_BLOCKS - 4)
     body: list[dict[str, Any]] = []
 
     def line(number: int) -> str:
@@ -323,27 +338,23 @@ def batch_plan_message(
         return text
 
     for index, wave in enumerate(plan.waves, start=1):
-        title = {"type": "section", "text": {"type": "mrkdwn", "text": f"*Wave {index}*"}}
-        if not budget.take(title, 20):
-            budget.left_out.extend(wave)
-            continue
-        body.append(title)
+        shown = [_section(f"*Wave {index}*")]
         for number in wave:
             block = _section(line(number))
-            if budget.take(block, len(block["text"]["text"])):
-                body.append(block)
+            # A wave's title is only worth its room together with its first issue.
+            cost = len(block["text"]["text"]) + (20 if len(shown) == 1 else 0)
+            # Once one issue does not fit, the rest are listed by number: the plan reads in order.
+            if not budget.left_out and budget.take(cost, 2 if len(shown) == 1 else 1):
+                shown.append(block)
             else:
                 budget.left_out.append(number)
+        if len(shown) > 1:
+            body.extend(shown)
 
-    tail: list[dict[str, Any]] = []
-    if plan.refused:
-        reasons = "\n".join(
-            f"• #{n}: {escape(clip(one_line(why), 200))}" for n, why in sorted(plan.refused.items())
-        )
-        tail.append(_section(f"*Refused*\n{reasons}"))
     if budget.left_out:
         more = ", ".join(f"#{n}" for n in budget.left_out)
-        tail.append(_context(f"Not shown here to fit Slack's limits: {more}; see the run record."))
+        note = clip(f"Not shown here to fit Slack's limits: {more}", LEFT_OUT_CHARS - 30)
+        tail.append(_context(note + "; see the run record."))
     fallback = (
         f"Batch dispatch for {repo}: {len(plan.dispatch_now)} dispatched, "
         f"{len(plan.queued)} queued, {len(plan.refused)} refused"
@@ -376,7 +387,3 @@ def pr_reply_message(
 def text_reply_message(text: str) -> Message:
     """A plain reply (e.g. 'released from the queue'); the text is escaped."""
     return _message(one_line(text), [_section(escape(text))])
-
-
-def summarize_sequence(numbers: Sequence[int]) -> str:
-    return ", ".join(f"#{n}" for n in numbers) or "none"

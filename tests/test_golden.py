@@ -1,0 +1,82 @@
+"""Golden files: the rendered triage comment and prompt for three real issues.
+
+Regenerate after an intended change with `UPDATE_GOLDEN=1 ./dev test tests/test_golden.py`
+and review the diff like code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.artifacts import ArtifactRef
+from bot.config import RepoConfig
+from bot.mirror.importer import import_file
+from bot.mirror.prs import find_existing_prs
+from bot.mirror.related import find_related
+from bot.mirror.store import MirrorStore
+from bot.prompt import PromptInput, RelatedContext, Renderer
+from bot.triage.engine import decide
+from bot.triage_job import RELATED_IN_PROMPT, comment_context, why_related
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+GOLDEN = Path(__file__).parent / "golden"
+CASES = [
+    # (name, export file, repo, number, expected verdict, expected mode)
+    ("actionable-bug", "peft.export.json", "huggingface/peft", 436, "actionable", "fix"),
+    ("hardware-blocked", "peft.export.json", "huggingface/peft", 2041, "needs-hardware", None),
+    ("open-pr", "vllm.xref.export.json", "vllm-project/vllm", 5506, None, "review-existing-pr"),
+]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> MirrorStore:
+    store = MirrorStore(tmp_path_factory.mktemp("golden") / "mirror.sqlite3")
+    for name in ("peft.export.json", "vllm.xref.export.json"):
+        import_file(store, DATA / name)
+    return store
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.mark.parametrize(("name", "export", "repo", "number", "verdict", "mode"), CASES)
+def test_rendered_comment_and_prompt_match_golden_files(mirror: MirrorStore, name: str, export: str, repo: str, number: int, verdict: str | None, mode: str | None) -> None:
+    issue = mirror.get_issue(repo, number)
+    assert issue is not None
+    config = RepoConfig()
+    decision = decide(issue, config.triage, existing_prs=find_existing_prs(mirror, issue), related=find_related(mirror, issue, limit=10))
+    if verdict:
+        assert decision.verdict == verdict
+    if mode:
+        assert decision.mode == mode
+    renderer = Renderer()
+    prompt = renderer.prompt(
+        PromptInput(
+            issue=issue,
+            decision=decision,
+            config=config,
+            related=[RelatedContext(ref=r, issue=mirror.get_issue(repo, r.number), why=why_related(r)) for r in decision.related[:RELATED_IN_PROMPT]],
+        )
+    )
+    artifact = ArtifactRef(repo=repo, number=number, version=3, sha256="0" * 64, size=len(prompt.text), created_at=1_800_000_000.0)
+    comment = renderer.comment(
+        comment_context(
+            decision,
+            config,
+            errors=[],
+            artifact=artifact,
+            artifact_url=f"https://bot.example.org{artifact.path}?expires=1800604800&sig=abc",
+            expires=1_800_604_800,
+            followups=[],
+        )
+    )
+    check_golden(f"{name}.comment.md", comment)
+    check_golden(f"{name}.prompt.md", prompt.text)
