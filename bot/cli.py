@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bot import triage_cli
 from bot.cli_output import emit, emit_json
 from bot.mirror import cli as mirror_cli
+from bot.notify import cli as outbox_cli
 from bot.settings import DEFAULT_ENV_FILE, MissingWebhookSecret, Settings, ensure_local_webhook_secret
 
 log = logging.getLogger("bot.cli")
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     alist.add_argument("--json", action="store_true")
     alist.set_defaults(func=cmd_actions_list)
 
-    for module in (mirror_cli, triage_cli):
+    for module in (mirror_cli, triage_cli, outbox_cli):
         module.register(sub)
     return parser
 

@@ -50,8 +50,8 @@ class DispatchConfig(_Section):
     allowed_users: list[str] = Field(default_factory=list)
     allowed_teams: list[str] = Field(default_factory=list)
     max_in_flight: int = Field(default=3, ge=1)
-    # Dispatch labels applied within this many seconds form one batch.
-    batch_window_seconds: int = Field(default=60, ge=0)
+    # Dispatch labels applied within this many seconds form one batch (0: each goes alone).
+    batch_window_seconds: int = Field(default=10, ge=0, le=300)
 
 
 class PromptConfig(_Section):

@@ -15,13 +15,16 @@ from typing import Any
 from bot.actions import ActionLog
 from bot.artifacts import ArtifactStore, LinkSigner
 from bot.errors import PermanentError
-from bot.github import GitHubClient, GitHubFactory
+from bot.batch import DispatchRuns
+from bot.config import RepoConfig
+from bot.github import GitHubClient, GitHubFactory, GitHubUnavailable
 from bot.inbox import Delivery, Inbox
 from bot.metrics import Metrics
 from bot.mirror.store import MirrorStore
 from bot.observability import DeliveryLogger, Redactor, bind
 from bot.prompt import Renderer
-from bot.repo_config import ConfigLoader
+from bot.notify.outbox import Outbox, OutboxSender
+from bot.repo_config import ConfigLoader, LoadedConfig
 from bot.settings import Settings
 from bot.triage_records import TriageRecords
 
@@ -59,6 +62,9 @@ class Services:
     records: TriageRecords
     renderer: Renderer
     configs: ConfigLoader
+    outbox: Outbox
+    sender: OutboxSender
+    runs: DispatchRuns
     locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     @property
@@ -123,6 +129,17 @@ class EventContext:
                 await self.services.github.for_installation(installation, idempotency_prefix=self.delivery.id, log=self.log)
             )
         return self._clients[0]
+
+    async def repo_config(self, repo: str) -> LoadedConfig:
+        """The repository's config (cached); in dry-run with GitHub out of reach, the defaults."""
+        gh = await self.github()
+        try:
+            return await self.services.configs.load(gh, repo)
+        except GitHubUnavailable:
+            if not self.services.dry_run:
+                raise
+            self.log.warning("GitHub unreachable in dry-run; using the default configuration")
+            return LoadedConfig(RepoConfig(), ("GitHub was unreachable, so the repository's file was not read",))
 
     @property
     def github_requests(self) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from bot.handlers import meta, mirror, triage
+from bot.handlers import dispatch, meta, mirror, triage
 
 
 def build_router() -> routing.Router:
-    return routing.Router(meta.router, mirror.router, triage.router)
+    return routing.Router(meta.router, mirror.router, triage.router, dispatch.router)

@@ -10,11 +10,13 @@ from aiohttp import web
 
 from bot.actions import ActionLog
 from bot.artifacts import ArtifactStore, LinkSigner
+from bot.batch import DispatchRuns
 from bot.context import Services
 from bot.github import GitHubFactory, RetryPolicy
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.mirror.store import MirrorStore
+from bot.notify.outbox import Outbox, OutboxSender
 from bot.observability import Redactor
 from bot.prompt import Renderer
 from bot.registration import add_routes as add_registration_routes
@@ -39,6 +41,7 @@ def build_services(
     """Every long-lived service; `record_writes` records GitHub writes even with App credentials."""
     metrics = Metrics()
     actions = ActionLog(settings.db)
+    outbox = Outbox.from_settings(settings)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -54,6 +57,9 @@ def build_services(
         records=TriageRecords(settings.db),
         renderer=Renderer(),
         configs=ConfigLoader(),
+        outbox=outbox,
+        sender=OutboxSender.from_settings(settings, outbox, actions, session=session),
+        runs=DispatchRuns(settings.db),
     )
 
 
@@ -72,6 +78,7 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.inbox.start()
+        services.sender.start()
         await pool.start()
         log.info(
             "serving with %d workers on %s (%s)",
@@ -83,9 +90,10 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
             yield
         finally:
             await pool.stop()
+            await services.sender.stop()
             await services.inbox.close()
             await session.close()
-            for store in (services.actions, services.mirror, services.artifacts, services.records):
+            for store in (services.actions, services.mirror, services.artifacts, services.records, services.outbox, services.runs):
                 store.close()
 
     app.cleanup_ctx.append(lifecycle)

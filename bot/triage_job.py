@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from bot import comments
 from bot.artifacts import ArtifactRef
+from bot.batch import RunItem
+from bot.comments import CommentAction
 from bot.config import RepoConfig
 from bot.context import Services
 from bot.github import GitHubClient, GitHubUnavailable
@@ -30,7 +34,6 @@ log = logging.getLogger(__name__)
 
 RELATED_IN_COMMENT = 5
 RELATED_IN_PROMPT = 5
-CommentAction = Literal["created", "updated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -43,21 +46,27 @@ class TriageOutcome:
     comment_action: CommentAction
 
 
-def is_triage_comment(comment: dict[str, Any], bot_login: str | None) -> bool:
-    """Our comment: it starts with the marker and was written by the bot itself."""
-    body = comment.get("body") or ""
-    user = comment.get("user") or {}
-    if not body.startswith(COMMENT_MARKER_PREFIX):
-        return False
-    if bot_login:
-        return bool(user.get("login") == bot_login)
-    return bool(user.get("type") == "Bot")
-
-
 def why_related(ref: RelatedIssue) -> str:
     if ref.state == "closed":
         return "A closed issue about the same problem: its fix or its discussion may hold the answer."
     return "An open issue about the same problem: a fix may need to cover it too, or it may be a duplicate."
+
+
+def followup_lines(items: Sequence[RunItem]) -> list[str]:
+    """What the triage comment says about dispatches of the issue, oldest first."""
+    lines = []
+    for item in items:
+        if item.status == "dispatched":
+            lines.append(f"Dispatched to an agent (run {item.run_id}).")
+        elif item.status == "queued":
+            waits = ", ".join(f"#{n}" for n in item.depends_on) or "a free slot"
+            lines.append(f"Queued in run {item.run_id}: waits for {waits}.")
+        elif item.status == "refused":
+            lines.append(f"Not dispatched in run {item.run_id}: {item.reason or 'refused'}.")
+        elif item.status == "done":
+            pr = f"PR #{item.pr_number}" if item.pr_number else "A pull request"
+            lines.append(f"{pr} {'merged' if item.outcome == 'merged' else 'closed without merging'} (run {item.run_id}).")
+    return lines
 
 
 def numbers_line(related: list[RelatedIssue], state: str) -> str:
@@ -109,7 +118,11 @@ class TriageJob:
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def run(self, gh: GitHubClient, repo: str, number: int, *, loaded: LoadedConfig, followups: list[str] | None = None) -> TriageOutcome:
+    def followups(self, repo: str, number: int) -> list[str]:
+        runs = self._services.runs.runs_for_issue(repo, number)
+        return followup_lines([i for run in reversed(runs) for i in run.items if i.number == number])
+
+    async def run(self, gh: GitHubClient, repo: str, number: int, *, loaded: LoadedConfig) -> TriageOutcome:
         services = self._services
         async with services.locks(repo, number):
             started = time.perf_counter()
@@ -155,10 +168,12 @@ class TriageJob:
                     artifact=artifact,
                     artifact_url=artifact_url,
                     expires=expires,
-                    followups=followups or [],
+                    followups=self.followups(repo, number),
                 )
             )
-            comment_id, action = await self._upsert_comment(gh, repo, number, raw_comments, bot_login, body)
+            comment_id, action = await comments.upsert(
+                gh, repo, number, raw_comments, marker_prefix=COMMENT_MARKER_PREFIX, bot_login=bot_login, body=body
+            )
             if config.labels.apply_verdict_labels:
                 await self._apply_verdict_label(gh, repo, number, fetched.labels, decision, config)
             services.records.save(decision, artifact_version=artifact.version, comment_id=comment_id)
@@ -167,20 +182,6 @@ class TriageJob:
                 repo, number, decision.verdict, decision.score, artifact.version, action, (time.perf_counter() - started) * 1000,
             )
             return TriageOutcome(decision, config, artifact, artifact_url, comment_id, action)
-
-    async def _upsert_comment(
-        self, gh: GitHubClient, repo: str, number: int, raw_comments: list[dict[str, Any]], bot_login: str | None, body: str
-    ) -> tuple[int | None, CommentAction]:
-        """PATCH only when the text changed, POST only when there is no comment of ours."""
-        ours = [c for c in raw_comments if is_triage_comment(c, bot_login)]
-        if ours:
-            existing = ours[0]
-            if (existing.get("body") or "").strip() == body.strip():
-                return existing.get("id"), "unchanged"
-            updated = await gh.update_comment(repo, int(existing["id"]), body)
-            return updated.get("id", existing.get("id")), "updated"
-        created = await gh.create_comment(repo, number, body)
-        return created.get("id"), "created"
 
     async def _apply_verdict_label(
         self, gh: GitHubClient, repo: str, number: int, labels: list[str], decision: TriageDecision, config: RepoConfig

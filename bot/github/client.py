@@ -286,6 +286,21 @@ class GitHubClient:
         permission = data.get("permission")
         return str(permission) if permission in ROLES else "none"
 
+    async def is_team_member(self, org: str, team_slug: str, username: str) -> bool:
+        """Active membership of an org team; False when unknown (the App may lack Members: read)."""
+        try:
+            data = await self._get(
+                "/orgs/{org}/teams/{team_slug}/memberships/{username}",
+                org=org,
+                team_slug=team_slug,
+                username=username,
+            )
+        except GitHubRequestError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+        return bool(data.get("state") == "active")
+
     async def get_file(self, repo: str, path: str, ref: str | None = None) -> str | None:
         """A file's decoded text; None when it is missing or not a regular file."""
         try:

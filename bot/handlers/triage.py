@@ -10,32 +10,18 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.config import RepoConfig
 from bot.context import EventContext
-from bot.github import GitHubUnavailable
 from bot.mirror.formats import rest_issue
 from bot.mirror.prs import closing_targets, issue_references
-from bot.repo_config import LoadedConfig
 from bot.triage_job import TriageJob
 
 router = routing.Router()
 
 
-async def repo_config(ctx: EventContext, repo: str) -> LoadedConfig:
-    gh = await ctx.github()
-    try:
-        return await ctx.services.configs.load(gh, repo)
-    except GitHubUnavailable:
-        if not ctx.services.dry_run:
-            raise
-        ctx.log.warning("GitHub unreachable in dry-run; using the default configuration")
-        return LoadedConfig(RepoConfig(), ("GitHub was unreachable, so the repository's file was not read",))
-
-
 def schedule_triage(ctx: EventContext, repo: str, number: int, reason: str) -> None:
     async def run() -> None:
         gh = await ctx.github()
-        loaded = await repo_config(ctx, repo)
+        loaded = await ctx.repo_config(repo)
         await TriageJob(ctx.services).run(gh, repo, number, loaded=loaded)
 
     ctx.log.info("triage of %s#%d scheduled: %s", repo, number, reason)
@@ -52,7 +38,7 @@ async def on_labeled(event: sansio.Event, ctx: EventContext) -> None:
     if not ctx.should_act(data) or data["issue"].get("pull_request"):
         return
     repo = _repo(data)
-    loaded = await repo_config(ctx, repo)
+    loaded = await ctx.repo_config(repo)
     if (data.get("label") or {}).get("name") == loaded.config.labels.trigger:
         schedule_triage(ctx, repo, data["issue"]["number"], f"labelled {loaded.config.labels.trigger}")
 
@@ -63,7 +49,7 @@ async def on_opened(event: sansio.Event, ctx: EventContext) -> None:
     if not ctx.should_act(data):
         return
     repo = _repo(data)
-    loaded = await repo_config(ctx, repo)
+    loaded = await ctx.repo_config(repo)
     if loaded.config.labels.triage_on_open:
         schedule_triage(ctx, repo, data["issue"]["number"], "new issue (triage_on_open)")
 
