@@ -108,7 +108,8 @@ class ArtifactStore:
 
     def list(self, repo: str | None = None, number: int | None = None, limit: int = 100) -> list[ArtifactRef]:
         sql = "SELECT repo, number, version, sha256, size, created_at FROM artifacts"
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         if repo:
             clauses.append("repo = ?")
             params.append(repo)

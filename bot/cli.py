@@ -15,7 +15,12 @@ from bot import triage_cli
 from bot.cli_output import emit, emit_json
 from bot.mirror import cli as mirror_cli
 from bot.notify import cli as outbox_cli
-from bot.settings import DEFAULT_ENV_FILE, MissingWebhookSecret, Settings, ensure_local_webhook_secret
+from bot.settings import (
+    DEFAULT_ENV_FILE,
+    MissingWebhookSecret,
+    Settings,
+    ensure_local_webhook_secret,
+)
 
 log = logging.getLogger("bot.cli")
 
@@ -61,7 +66,7 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
     from bot.inbox import InboxQueries
 
     queries = InboxQueries(load_settings(args).db)
-    rows = queries.list(status=args.status, limit=args.limit)
+    rows = queries.recent(status=args.status, limit=args.limit)
     if args.json:
         emit_json(rows)
         return 0

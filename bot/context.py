@@ -14,16 +14,16 @@ from typing import Any
 
 from bot.actions import ActionLog
 from bot.artifacts import ArtifactStore, LinkSigner
-from bot.errors import PermanentError
 from bot.batch import DispatchRuns
 from bot.config import RepoConfig
+from bot.errors import PermanentError
 from bot.github import GitHubClient, GitHubFactory, GitHubUnavailable
 from bot.inbox import Delivery, Inbox
 from bot.metrics import Metrics
 from bot.mirror.store import MirrorStore
+from bot.notify.outbox import Outbox, OutboxSender
 from bot.observability import DeliveryLogger, Redactor, bind
 from bot.prompt import Renderer
-from bot.notify.outbox import Outbox, OutboxSender
 from bot.repo_config import ConfigLoader, LoadedConfig
 from bot.settings import Settings
 from bot.triage_records import TriageRecords

@@ -19,7 +19,14 @@ from bot.batch import BatchIssue, InvalidBatch, RunItem, StartedRun, parse_depen
 from bot.config import RepoConfig
 from bot.context import Services
 from bot.github import GitHubClient
-from bot.notify.slack import BatchEntry, DispatchNotice, batch_plan_message, choose_channel, pr_reply_message, text_reply_message
+from bot.notify.slack import (
+    BatchEntry,
+    DispatchNotice,
+    batch_plan_message,
+    choose_channel,
+    pr_reply_message,
+    text_reply_message,
+)
 from bot.prompt import PromptTemplateError
 from bot.repo_config import LoadedConfig
 from bot.triage_job import TriageJob
@@ -177,13 +184,11 @@ class Dispatcher:
         else:
             entries = {}
             for number in titles:
-                notice = self._notice(repo, number, titles[number], "", "", config) if number in plan.dispatch_now else None
-                entries[number] = BatchEntry(
-                    title=titles[number],
-                    url=f"https://github.com/{repo}/issues/{number}",
-                    artifact_url=notice.artifact_url if notice else None,
-                    launch_command=notice.launch_command if notice else None,
-                )
+                entry = BatchEntry(title=titles[number], url=f"https://github.com/{repo}/issues/{number}")
+                if number in plan.dispatch_now:
+                    sent = self._notice(repo, number, titles[number], "", "", config)
+                    entry = BatchEntry(title=entry.title, url=entry.url, artifact_url=sent.artifact_url, launch_command=sent.launch_command)
+                entries[number] = entry
             notice_key = f"plan:{repo}:run{run.id}"
             services.outbox.enqueue_batch_plan(
                 key=notice_key,

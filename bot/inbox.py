@@ -8,6 +8,7 @@ inserted in one transaction (group commit), so power-loss durability
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -138,10 +139,8 @@ class Inbox:
             while self._pending:
                 await asyncio.sleep(0.001)
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
         await self._run(self._conn.close)
         self._thread.shutdown(wait=True)
@@ -303,20 +302,6 @@ class Inbox:
         rows = self._conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
         return {status: 0 for status in STATUSES} | {r[0]: r[1] for r in rows}
 
-    async def known(self, ids: list[str]) -> set[str]:
-        found: set[str] = await self._run(self._known, ids)
-        return found
-
-    def _known(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT id FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            found.update(r[0] for r in rows)
-        return found
-
     async def writable(self) -> bool:
         try:
             await self._run(self._probe_write)
@@ -342,7 +327,7 @@ class InboxQueries:
         self._conn = connect(path)
         self._conn.executescript(SCHEMA)
 
-    def list(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def recent(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, event, action, repo, subject, status, attempts, completions, last_error,"
             " received_at, finished_at FROM deliveries"
@@ -363,6 +348,17 @@ class InboxQueries:
             (time.time(), delivery_id),
         )
         return cur.rowcount == 1
+
+    def known(self, ids: list[str]) -> set[str]:
+        """Which of `ids` the inbox holds (the redelivery catch-up asks only for the others)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._conn.execute(
+                f"SELECT id FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            found.update(r[0] for r in rows)
+        return found
 
     def close(self) -> None:
         self._conn.close()

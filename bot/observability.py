@@ -76,7 +76,7 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class DeliveryLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class DeliveryLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger bound to one delivery's context."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:

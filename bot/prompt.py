@@ -211,7 +211,7 @@ def maintainer_remarks(issue: Issue, maintainers: frozenset[str]) -> list[Commen
 
 
 def out_of_scope_remarks(issue: Issue, maintainers: frozenset[str]) -> list[str]:
-    remarks = []
+    remarks: list[str] = []
     for comment in maintainer_remarks(issue, maintainers):
         remarks.extend(m.group(0).strip() for m in OUT_OF_SCOPE.finditer(comment.body[:20_000]))
     return remarks[:5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -13,7 +14,8 @@ from bot.artifacts import ArtifactStore, LinkSigner
 from bot.batch import DispatchRuns
 from bot.context import Services
 from bot.github import GitHubFactory, RetryPolicy
-from bot.inbox import Inbox
+from bot.github.redelivery import keep_catching_up
+from bot.inbox import Inbox, InboxQueries
 from bot.metrics import Metrics
 from bot.mirror.store import MirrorStore
 from bot.notify.outbox import Outbox, OutboxSender
@@ -69,6 +71,7 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
     session = aiohttp.ClientSession()
     services = build_services(settings, session, redactor=redactor, github_policy=github_policy)
     pool = WorkerPool(services, build_router(), settings.workers)
+    inbox_reader = InboxQueries(settings.db)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app[POOL] = pool
@@ -80,6 +83,12 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
         services.inbox.start()
         services.sender.start()
         await pool.start()
+        catching_up = None
+        if not settings.dry_run and settings.redelivery_interval_minutes:
+            catching_up = asyncio.get_running_loop().create_task(
+                keep_catching_up(services.github, inbox_reader.known, interval_minutes=settings.redelivery_interval_minutes),
+                name="redelivery-catch-up",
+            )
         log.info(
             "serving with %d workers on %s (%s)",
             settings.workers,
@@ -89,11 +98,13 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
         try:
             yield
         finally:
+            if catching_up is not None:
+                catching_up.cancel()
             await pool.stop()
             await services.sender.stop()
             await services.inbox.close()
             await session.close()
-            for store in (services.actions, services.mirror, services.artifacts, services.records, services.outbox, services.runs):
+            for store in (inbox_reader, services.actions, services.mirror, services.artifacts, services.records, services.outbox, services.runs):
                 store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -168,7 +168,7 @@ def cmd_artifacts_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     triage = subparsers.add_parser("triage", help="triage one issue (offline from the mirror, or live)")
     triage.add_argument("target", help="OWNER/NAME#N (live), or an issue number with --offline")
     triage.add_argument("--offline", action="store_true", help="decide from the local mirror, no network")

@@ -12,6 +12,9 @@ from bot.github import GitHubFactory, RetryPolicy
 from bot.metrics import Metrics
 from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
 
+# The running service (settings, bot_client) for every test module.
+pytest_plugins = ["tests.service_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def fake_github_server() -> Iterator[FakeGitHub]:

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from bot.intake import Rejection, signature_for, verify_signature
 from bot.settings import Settings
-from tests.service_fixtures import (  # noqa: F401  (fixtures)
-    WEBHOOK_SECRET,
-    bot_client,
-    delivery_rows,
-    example,
-    send,
-    settings,
-    settled,
-    signed,
-)
+from tests.service_fixtures import WEBHOOK_SECRET, delivery_rows, example, send, settled, signed
 
 GITHUB_VECTOR_SECRET = "It's a Secret to Everybody"
 GITHUB_VECTOR_PAYLOAD = b"Hello, World!"

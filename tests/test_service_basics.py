@@ -17,7 +17,7 @@ from bot.inbox import InboxQueries
 from bot.observability import ContextFilter, Redactor, bind, scrub_sentry_event
 from bot.service import create_app
 from bot.settings import MissingWebhookSecret, Settings, ensure_local_webhook_secret
-from tests.service_fixtures import WEBHOOK_SECRET, bot_client, example, send, settings, settled  # noqa: F401
+from tests.service_fixtures import WEBHOOK_SECRET, send, settled
 
 
 async def test_service_refuses_to_start_without_a_webhook_secret(tmp_path: Path) -> None:
@@ -110,4 +110,4 @@ def test_dry_run_actions_are_recorded_once_per_key_and_listed(tmp_path: Path, ca
     assert main(["--db", str(db), "actions", "list", "-v"]) == 0
     out = capsys.readouterr().out
     assert out.count("create_comment") == 1 and '"body": "hi"' in out
-    assert InboxQueries(db).list() == []
+    assert InboxQueries(db).recent() == []

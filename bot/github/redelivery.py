@@ -7,13 +7,14 @@ redelivered once asked (POST /app/hook/deliveries/{id}/attempts).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import aclosing
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.github.client import GitHubClient
+from bot.github.client import GitHubClient, GitHubFactory
 from bot.github.faults import GitHubRequestError
 
 log = logging.getLogger(__name__)
@@ -84,3 +85,24 @@ async def catch_up(
     if asked:
         log.info("asked GitHub to redeliver %d missed deliveries", len(asked))
     return asked
+
+
+async def keep_catching_up(
+    factory: GitHubFactory,
+    known_guids: Callable[[list[str]], set[str]],
+    *,
+    interval_minutes: int,
+    first_window: timedelta = timedelta(hours=24),
+) -> None:
+    """On start, then every `interval_minutes`: redeliver what failed while we were away."""
+    since = datetime.now(UTC) - first_window
+    while True:
+        started = datetime.now(UTC)
+        try:
+            asked = await catch_up(factory.app_client(), known_guids, since=since)
+            if asked:
+                log.warning("asked GitHub to redeliver %d failed deliveries", len(asked))
+            since = started - timedelta(minutes=interval_minutes)  # overlap: nothing slips between scans
+        except Exception:  # a bad scan must not stop the next one
+            log.exception("redelivery catch-up failed; trying again in %d minutes", interval_minutes)
+        await asyncio.sleep(interval_minutes * 60)
