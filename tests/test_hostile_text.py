@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.comments import is_ours
 from bot.config import RepoConfig
 from bot.models import Comment, Issue, RelatedIssue
-from bot.prompt import COMMENT_MARKER_PREFIX, SECTIONS, PromptInput, RelatedContext, Renderer, marker_hash
+from bot.prompt import (
+    COMMENT_MARKER_PREFIX,
+    SECTIONS,
+    PromptInput,
+    RelatedContext,
+    Renderer,
+    marker_hash,
+)
 from bot.quoting import clean, fenced, inline
 from bot.triage.engine import decide
-from bot.comments import is_ours
 
 SENTINEL = "INJECTED"
 FENCE_LINE = re.compile(r"^ {0,3}(`{3,})(.*)$")
