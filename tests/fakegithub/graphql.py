@@ -48,7 +48,10 @@ def _page(items: list[Any], first: int, after: str | None) -> tuple[list[Any], d
 def _author(user: Any) -> dict[str, Any] | None:
     if not isinstance(user, dict):
         return None
-    return {"login": user.get("login"), "__typename": "Bot" if user.get("type") == "Bot" else "User"}
+    return {
+        "login": user.get("login"),
+        "__typename": "Bot" if user.get("type") == "Bot" else "User",
+    }
 
 
 def _reaction_groups(reactions: Any) -> list[dict[str, Any]]:
@@ -156,7 +159,12 @@ def _rate_limit(state: Any) -> dict[str, Any]:
 def _not_found(name: str) -> dict[str, Any]:
     return {
         "data": {"repository": None},
-        "errors": [{"type": "NOT_FOUND", "message": f"Could not resolve to a Repository with the name '{name}'."}],
+        "errors": [
+            {
+                "type": "NOT_FOUND",
+                "message": f"Could not resolve to a Repository with the name '{name}'.",
+            }
+        ],
     }
 
 
