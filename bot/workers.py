@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 # The longest a worker sleeps before looking at the inbox again (a replay from the
 # command line is noticed within this time).
 IDLE_POLL_SECONDS = 1.0
+# Acknowledging GitHub comes first: while deliveries keep arriving, a worker waits for a
+# quiet moment (no delivery for INTAKE_QUIET_SECONDS), but never longer than
+# MAX_DEFER_SECONDS per batch, so a burst is stored fast and processed right after.
+INTAKE_QUIET_SECONDS = 0.05
+MAX_DEFER_SECONDS = 5.0
 
 
 class WorkerPool:
@@ -53,6 +58,7 @@ class WorkerPool:
     async def _work(self) -> None:
         inbox = self._services.inbox
         while True:
+            await self._defer_to_intake()
             inbox.new_work.clear()
             try:
                 batch = await inbox.claim()
@@ -69,6 +75,12 @@ class WorkerPool:
                 log.exception("unexpected failure while settling deliveries %s", [d.id for d in batch])
             finally:
                 inbox.release(batch[0].subject)
+
+    async def _defer_to_intake(self) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + MAX_DEFER_SECONDS
+        while loop.time() < give_up and loop.time() - self._services.inbox.last_intake < INTAKE_QUIET_SECONDS:
+            await asyncio.sleep(INTAKE_QUIET_SECONDS)
 
     async def _idle(self) -> None:
         inbox = self._services.inbox
@@ -98,6 +110,7 @@ class WorkerPool:
                 with services.metrics.handler_seconds.labels(delivery.event).time():
                     await self._router.dispatch(event, ctx)
                 routed.append(delivery)
+                await asyncio.sleep(0)  # handlers may not yield; let intake run between deliveries
             for job in batch.deferred.values():
                 await job()
         except RetryLater as exc:
