@@ -4,12 +4,17 @@ every request the test made checked against GitHub's OpenAPI description afterwa
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 
 from bot.github import GitHubFactory, RetryPolicy
 from bot.metrics import Metrics
+from bot.service import create_app
+from bot.web import SERVICES
 from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
 
 # The running service (settings, bot_client) for every test module.
@@ -49,3 +54,16 @@ async def github_factory(fake_github: FakeGitHub) -> AsyncIterator[GitHubFactory
     """A GitHubFactory for the fake's App, with retries shrunk to milliseconds."""
     async with aiohttp.ClientSession() as session:
         yield GitHubFactory(fake_github.settings(), session, Metrics(), policy=FAST_RETRIES)
+
+
+@pytest.fixture
+async def app_client(aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[TestClient]:
+    """The whole service on loopback, talking to the fake GitHub as an installed App."""
+    settings = fake_github.settings(db=tmp_path / "bot.sqlite3", workers=2, debounce_seconds=0.0, retry_base_seconds=0.01)
+    client: TestClient = await aiohttp_client(await create_app(settings, github_policy=FAST_RETRIES))
+    yield client
+
+
+@pytest.fixture
+def services_db(app_client: TestClient) -> Path:
+    return app_client.app[SERVICES].settings.db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import sqlite3
 import time
@@ -17,15 +18,44 @@ from aiohttp.test_utils import TestClient
 from bot.intake import signature_for
 from bot.service import create_app
 from bot.settings import Settings
+from tests.fakegithub import FakeGitHub
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 FIXTURES = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def example(name: str) -> dict[str, Any]:
     """A real payload from @octokit/webhooks-examples, e.g. example('issues.labeled')."""
     data: dict[str, Any] = json.loads((FIXTURES / "webhooks" / f"{name}.json").read_text())
     return data
+
+
+REPO = "huggingface/peft"  # the real repository of the seeded issues (package-path signals)
+
+
+def real_issue(name: str, number: int) -> dict[str, Any]:
+    """One issue of ../shared/data in the coordinator format."""
+    export = json.loads((DATA / name).read_text())
+    return next(i for i in export["open_issues"] + export["closed_issues"] if i["number"] == number)
+
+
+def seed(fake: FakeGitHub, raw: dict[str, Any], repo: str = REPO) -> int:
+    fake.add_repo(repo)
+    fake.add_issue(repo, raw["number"], title=raw["title"], body=raw["body"], user=raw["author"] or "ghost", labels=raw["labels"])
+    for c in raw["comments"]:
+        fake.add_comment(repo, raw["number"], c["body"], user=c["author"] or "ghost")
+    return int(raw["number"])
+
+
+def labeled(number: int, label: str = "agent-ready", repo: str = REPO, sender_type: str = "User") -> dict[str, Any]:
+    payload = copy.deepcopy(example("issues.labeled"))
+    payload["repository"]["full_name"] = repo
+    payload["issue"]["number"] = number
+    payload["label"]["name"] = label
+    payload["installation"] = {"id": 1, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+    payload["sender"]["type"] = sender_type
+    return payload
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

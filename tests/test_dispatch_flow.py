@@ -18,8 +18,7 @@ from bot.web import SERVICES
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 from tests.fakeslack import FakeSlack
-from tests.service_fixtures import example, send, settled
-from tests.test_triage_flow import REPO, labeled, real_issue, seed
+from tests.service_fixtures import REPO, example, labeled, real_issue, seed, send, settled
 
 MAINTAINER, TRIAGER = "maint", "helper"
 NO_WINDOW = "dispatch:\n  batch_window_seconds: 0\n"

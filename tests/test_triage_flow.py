@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.service import create_app
 from bot.web import SERVICES
-from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
-from tests.service_fixtures import example, send, settled
-
-REPO = "huggingface/peft"  # the real repository of the seeded issues (package-path signals)
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def real_issue(name: str, number: int) -> dict[str, Any]:
-    """One issue of ../shared/data in the coordinator format."""
-    export = json.loads((DATA / name).read_text())
-    return next(i for i in export["open_issues"] + export["closed_issues"] if i["number"] == number)
-
-
-def seed(fake: FakeGitHub, raw: dict[str, Any], repo: str = REPO) -> int:
-    fake.add_repo(repo)
-    fake.add_issue(repo, raw["number"], title=raw["title"], body=raw["body"], user=raw["author"] or "ghost", labels=raw["labels"])
-    for c in raw["comments"]:
-        fake.add_comment(repo, raw["number"], c["body"], user=c["author"] or "ghost")
-    return int(raw["number"])
-
-
-def labeled(number: int, label: str = "agent-ready", repo: str = REPO, sender_type: str = "User") -> dict[str, Any]:
-    payload = copy.deepcopy(example("issues.labeled"))
-    payload["repository"]["full_name"] = repo
-    payload["issue"]["number"] = number
-    payload["label"]["name"] = label
-    payload["installation"] = {"id": 1, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
-    payload["sender"]["type"] = sender_type
-    return payload
-
-
-@pytest.fixture
-async def app_client(aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[TestClient]:
-    settings = fake_github.settings(db=tmp_path / "bot.sqlite3", workers=2, debounce_seconds=0.0, retry_base_seconds=0.01)
-    client: TestClient = await aiohttp_client(await create_app(settings, github_policy=FAST_RETRIES))
-    yield client
+from tests.service_fixtures import REPO, labeled, real_issue, seed, send, settled
 
 
 def bot_comments(fake: FakeGitHub, number: int) -> list[dict[str, Any]]:
