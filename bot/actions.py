@@ -44,6 +44,7 @@ class ActionLog:
         payload: dict[str, Any],
         *,
         key: str | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> bool:
         """Store one would-be write; False when the same key was already recorded."""
         cur = self._conn.execute(
@@ -52,7 +53,7 @@ class ActionLog:
             (time.time(), target, kind, subject, json.dumps(payload, default=str), key),
         )
         fresh = cur.rowcount == 1
-        log.info("dry-run: would %s %s on %s%s", target, kind, subject, "" if fresh else " (already recorded)")
+        (logger or log).info("dry-run: would %s %s on %s%s", target, kind, subject, "" if fresh else " (already recorded)")
         return fresh
 
     def list(self, *, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from bot.notify.slack import (
 )
 from bot.prompt import PromptTemplateError
 from bot.repo_config import LoadedConfig
-from bot.triage_job import TriageJob
+from bot.triage_job import Log, TriageJob
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ def dispatch_comment(lines: Sequence[str]) -> str:
 
 
 class Dispatcher:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, log: Log = log) -> None:
         self._services = services
+        self._log = log
 
     async def _bot_login(self) -> str | None:
         slug = await self._services.github.app_slug()
@@ -97,7 +98,7 @@ class Dispatcher:
     async def _triaged(self, gh: GitHubClient, repo: str, number: int, loaded: LoadedConfig) -> Any:
         record = self._services.records.latest(repo, number)
         if record is None:
-            await TriageJob(self._services).run(gh, repo, number, loaded=loaded)
+            await TriageJob(self._services, self._log).run(gh, repo, number, loaded=loaded)
             record = self._services.records.latest(repo, number)
         return record
 
@@ -152,11 +153,11 @@ class Dispatcher:
                 requested_by=requester.login,
             )
         except InvalidBatch as exc:
-            log.info("batch for %s refused: %s", repo, exc)
+            self._log.info("batch for %s refused: %s", repo, exc)
             await self.say(gh, repo, origin or numbers[0], ["**Dispatch refused: the batch cannot be planned.**", *(f"- {p}" for p in exc.problems)])
             return None
         if not started.created:
-            log.info("dispatch %s already handled (run %d): nothing sent again", key, started.run.id)
+            self._log.info("dispatch %s already handled (run %d): nothing sent again", key, started.run.id)
             return started
         await self._announce(gh, repo, started, titles, loaded, requester, origin)
         return started
@@ -207,7 +208,7 @@ class Dispatcher:
         services.sender.wake()
         for number in titles:
             if number not in plan.refused:
-                await TriageJob(services).run(gh, repo, number, loaded=loaded)
+                await TriageJob(services, self._log).run(gh, repo, number, loaded=loaded)
 
     async def pull_request_moved(self, gh: GitHubClient, repo: str, pull: dict[str, Any], event: str, targets: Sequence[int], loaded: LoadedConfig) -> None:
         """A PR for dispatched issues was opened, merged, closed or reopened: thread reply, release, comment."""
@@ -236,7 +237,7 @@ class Dispatcher:
                 )
                 for item in released:
                     await self._release(gh, repo, item, loaded)
-            await TriageJob(services).run(gh, repo, number, loaded=loaded)
+            await TriageJob(services, self._log).run(gh, repo, number, loaded=loaded)
         services.sender.wake()
 
     async def _release(self, gh: GitHubClient, repo: str, item: RunItem, loaded: LoadedConfig) -> None:
@@ -250,7 +251,7 @@ class Dispatcher:
                 repo, item.number, mirrored.title if mirrored else "", record.decision.verdict if record else "unknown", record.decision.summary if record else "", loaded.config
             )
         except PromptTemplateError as exc:
-            log.error("launch command template is broken: %s", exc)
+            self._log.error("launch command template is broken: %s", exc)
             raise
         channel = choose_channel(loaded.config.slack.channel, services.settings.slack_channel)
         services.outbox.enqueue_dispatch(notice, key=f"dispatch:{repo}#{item.number}:run{item.run_id}", channel=channel, thread_under=run.notice_key if run else None)
@@ -260,4 +261,4 @@ class Dispatcher:
                 parent_key=run.notice_key,
                 message=text_reply_message(f"#{item.number} released from the queue: its dependencies landed."),
             )
-        await TriageJob(services).run(gh, repo, item.number, loaded=loaded)
+        await TriageJob(services, self._log).run(gh, repo, item.number, loaded=loaded)

@@ -31,6 +31,7 @@ from bot.repo_config import LoadedConfig
 from bot.triage.engine import decide
 
 log = logging.getLogger(__name__)
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 RELATED_IN_COMMENT = 5
 RELATED_IN_PROMPT = 5
@@ -101,9 +102,16 @@ def comment_context(
 
 async def gather_issue(gh: GitHubClient, repo: str, number: int) -> tuple[Issue, list[dict[str, Any]]]:
     """The issue with every comment and its timeline, plus the raw comments (ours among them)."""
-    raw_issue, raw_comments, raw_timeline = await asyncio.gather(
-        gh.get_issue(repo, number), gh.list_comments(repo, number), gh.list_timeline(repo, number)
-    )
+    issue = asyncio.ensure_future(gh.get_issue(repo, number))
+    comments = asyncio.ensure_future(gh.list_comments(repo, number))
+    timeline = asyncio.ensure_future(gh.list_timeline(repo, number))
+    try:
+        await asyncio.gather(issue, comments, timeline)
+    except BaseException:
+        for task in (issue, comments, timeline):  # one failed: the others would only keep retrying
+            task.cancel()
+        raise
+    raw_issue, raw_comments, raw_timeline = issue.result(), comments.result(), timeline.result()
     return rest_issue(repo, raw_issue, raw_comments, raw_timeline), raw_comments
 
 
@@ -115,8 +123,9 @@ def without_bot_comments(issue: Issue, bot_login: str | None) -> Issue:
 
 
 class TriageJob:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, log: Log = log) -> None:
         self._services = services
+        self._log = log
 
     def followups(self, repo: str, number: int) -> list[str]:
         runs = self._services.runs.runs_for_issue(repo, number)
@@ -136,7 +145,7 @@ class TriageJob:
                 if mirrored is None:
                     raise
                 # Dry-run with GitHub out of reach: triage what the webhooks mirrored.
-                log.warning("GitHub unreachable in dry-run; triaging the mirrored copy of %s#%d", repo, number)
+                self._log.warning("GitHub unreachable in dry-run; triaging the mirrored copy of %s#%d", repo, number)
                 fetched, raw_comments = mirrored, []
             issue = without_bot_comments(fetched, bot_login)
             config = loaded.config
@@ -177,7 +186,7 @@ class TriageJob:
             if config.labels.apply_verdict_labels:
                 await self._apply_verdict_label(gh, repo, number, fetched.labels, decision, config)
             services.records.save(decision, artifact_version=artifact.version, comment_id=comment_id)
-            log.info(
+            self._log.info(
                 "triaged %s#%d: %s (score %.2f), prompt v%d, comment %s in %.0f ms",
                 repo, number, decision.verdict, decision.score, artifact.version, action, (time.perf_counter() - started) * 1000,
             )

@@ -125,10 +125,11 @@ class WorkerPool:
         await inbox.finish([d.id for d in ignored], "ignored")
         await inbox.finish([d.id for d in routed], "done")
         elapsed = time.perf_counter() - started
+        requests = sum(ctx.github_requests for ctx in contexts)
         for delivery, ctx in zip(deliveries, contexts, strict=False):
             status = "ignored" if delivery in ignored else "done"
             services.metrics.deliveries.labels(delivery.event, status).inc()
-            ctx.log.info("%s in %.0f ms (batch of %d)", status, elapsed * 1000, len(deliveries))
+            ctx.log.info("%s in %.0f ms (batch of %d, %d GitHub requests)", status, elapsed * 1000, len(deliveries), requests)
 
     async def _settle_retry(self, deliveries: list[Delivery], delay: float, error: str, *, counted: bool) -> None:
         await self._services.inbox.retry_later([d.id for d in deliveries], delay, error, counted=counted)

@@ -218,6 +218,7 @@ class GitHubClient:
         self._prefix = idempotency_prefix
         self._writes = 0
         self._bot_login = bot_login
+        self._log = log or module_log
         self.gh = _ResilientAPI(
             session,
             base_url=base_url,
@@ -226,7 +227,7 @@ class GitHubClient:
             gate=gate or RateGate(),
             policy=policy or RetryPolicy(),
             on_attempt=self._count,
-            log=log or module_log,
+            log=self._log,
         )
 
     def _count(self, method: str, status: str) -> None:
@@ -357,7 +358,7 @@ class GitHubClient:
         assert self._recorder is not None
         self._writes += 1
         key = f"{self._prefix}:{self._writes}" if self._prefix else None
-        self._recorder.record("github", kind, subject, payload, key=key)
+        self._recorder.record("github", kind, subject, payload, key=key, logger=self._log)
         digest = hashlib.sha256(f"{key}:{subject}:{self._writes}".encode()).digest()
         return int.from_bytes(digest[:4], "big")
 

@@ -40,7 +40,7 @@ async def on_dispatch_label(event: sansio.Event, ctx: EventContext) -> None:
     if await _is_ourselves(ctx, requester):
         return
     gh = await ctx.github()
-    dispatcher = Dispatcher(ctx.services)
+    dispatcher = Dispatcher(ctx.services, ctx.log)
     allowed, why = await may_dispatch(gh, repo, requester, loaded.config)
     ctx.log.info("dispatch label from %s: %s (%s)", requester.login, "allowed" if allowed else "refused", why)
     if not allowed:
@@ -86,7 +86,7 @@ async def on_dispatch_command(event: sansio.Event, ctx: EventContext) -> None:
     loaded = await ctx.repo_config(repo)
     requester = Requester(login=str(data["comment"]["user"]["login"]))
     gh = await ctx.github()
-    dispatcher = Dispatcher(ctx.services)
+    dispatcher = Dispatcher(ctx.services, ctx.log)
     allowed, why = await may_dispatch(gh, repo, requester, loaded.config)
     ctx.log.info("/dispatch from %s: %s (%s)", requester.login, "allowed" if allowed else "refused", why)
     if not allowed:
@@ -120,6 +120,6 @@ async def on_pull_request(event: sansio.Event, ctx: EventContext) -> None:
     async def follow_up() -> None:
         gh = await ctx.github()
         loaded = await ctx.repo_config(repo)
-        await Dispatcher(ctx.services).pull_request_moved(gh, repo, pull, action, targets, loaded)
+        await Dispatcher(ctx.services, ctx.log).pull_request_moved(gh, repo, pull, action, targets, loaded)
 
     ctx.defer(("pr-follow-up", repo, pull["number"], action), follow_up)

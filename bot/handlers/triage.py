@@ -22,7 +22,7 @@ def schedule_triage(ctx: EventContext, repo: str, number: int, reason: str) -> N
     async def run() -> None:
         gh = await ctx.github()
         loaded = await ctx.repo_config(repo)
-        await TriageJob(ctx.services).run(gh, repo, number, loaded=loaded)
+        await TriageJob(ctx.services, ctx.log).run(gh, repo, number, loaded=loaded)
 
     ctx.log.info("triage of %s#%d scheduled: %s", repo, number, reason)
     ctx.defer(("triage", repo, number), run)
