@@ -16,6 +16,7 @@ from bot.metrics import Metrics
 from bot.service import create_app
 from bot.web import SERVICES
 from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
+from tests.fakeslack import FakeSlack
 
 # The running service (settings, bot_client) for every test module.
 pytest_plugins = ["tests.service_fixtures"]
@@ -67,3 +68,16 @@ async def app_client(aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Pat
 @pytest.fixture
 def services_db(app_client: TestClient) -> Path:
     return app_client.app[SERVICES].settings.db
+
+
+@pytest.fixture(scope="session")
+def slack_server() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_slack(slack_server: FakeSlack) -> FakeSlack:
+    """The session's fake Slack, reset for each test."""
+    slack_server.reset()
+    return slack_server

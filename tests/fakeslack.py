@@ -13,7 +13,6 @@ Base URL for slack-sdk: `fake.api_url` (".../api/").
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -22,6 +21,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
+
+from tests.threaded_server import ThreadedServer
 
 TOKEN = "xoxb-fake-slack-token-0000"
 MAX_BLOCKS = 50
@@ -77,63 +78,23 @@ class _State:
     clock: int = 0
 
 
-class FakeSlack:
+class FakeSlack(ThreadedServer):
     """Use `with FakeSlack() as fake:`; knobs: fail_next, rate_limit_next, invalid_auth, down."""
+
+    thread_name = "fake-slack"
 
     token = TOKEN
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.RLock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
-    def __enter__(self) -> FakeSlack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Slack did not start")
-
-    async def _serve(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = None
+        return app
 
     @property
     def api_url(self) -> str:

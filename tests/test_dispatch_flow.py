@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,13 @@ MAINTAINER, TRIAGER = "maint", "helper"
 NO_WINDOW = "dispatch:\n  batch_window_seconds: 0\n"
 
 
-@pytest.fixture(scope="module")
-def slack_server() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
+@pytest.fixture
+def agents_channel(fake_slack: FakeSlack) -> str:
+    return fake_slack.add_channel("agents")
 
 
 @pytest.fixture
-def fake_slack(slack_server: FakeSlack) -> FakeSlack:
-    slack_server.reset()
-    slack_server.add_channel("agents")
-    return slack_server
-
-
-@pytest.fixture
-async def app(aiohttp_client: Any, fake_github: FakeGitHub, fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def app(aiohttp_client: Any, fake_github: FakeGitHub, fake_slack: FakeSlack, agents_channel: str, tmp_path: Path) -> AsyncIterator[TestClient]:
     settings = fake_github.settings(
         db=tmp_path / "bot.sqlite3",
         workers=3,

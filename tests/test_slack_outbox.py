@@ -48,18 +48,6 @@ FAST = SlackRetryPolicy(
 )
 
 
-@pytest.fixture(scope="module")
-def slack_server() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_slack(slack_server: FakeSlack) -> FakeSlack:
-    slack_server.reset()
-    return slack_server
-
-
 @pytest.fixture
 def poster(fake_slack: FakeSlack) -> SlackPoster:
     return SlackPoster(make_client(TOKEN, base_url=fake_slack.api_url, policy=FAST))

@@ -35,6 +35,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.threaded_server import ThreadedServer
+
 from . import graphql
 
 WEB = "https://github.com"
@@ -172,13 +174,16 @@ def _user(login: str, kind: str = "User") -> dict[str, Any]:
     }
 
 
-class FakeGitHub:
+class FakeGitHub(ThreadedServer):
     """The fake GitHub server; use start()/stop() or `with FakeGitHub() as fake:`."""
+
+    thread_name = "fake-github"
 
     app_id = 4242
     app_slug = "agent-dispatch-test"
 
     def __init__(self) -> None:
+        super().__init__()
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.private_key_pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -188,57 +193,14 @@ class FakeGitHub:
         self._public_key = key.public_key()
         self.webhook_secret = "fake-webhook-secret"
         self._lock = threading.RLock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.reset()
 
     # Lifecycle
 
-    def __enter__(self) -> FakeGitHub:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-github", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake GitHub did not start")
-
-    async def _serve(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = None
+        return app
 
     @property
     def url(self) -> str:
