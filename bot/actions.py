@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS actions (
 
 
 class ActionLog:
-    def __init__(self, path: Path | str) -> None:
-        self._conn = connect(path, check_same_thread=False)
+    def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
+        self._conn = connect(path, check_same_thread=False, autocheckpoint=autocheckpoint)
         self._conn.executescript(SCHEMA)
 
     def record(

@@ -48,8 +48,8 @@ class ArtifactRef(BaseModel):
 
 
 class ArtifactStore:
-    def __init__(self, db: Path | str, directory: Path | None = None) -> None:
-        self._conn = connect(db, check_same_thread=False)
+    def __init__(self, db: Path | str, directory: Path | None = None, *, autocheckpoint: bool = True) -> None:
+        self._conn = connect(db, check_same_thread=False, autocheckpoint=autocheckpoint)
         self._conn.executescript(SCHEMA)
         self._directory = directory
 

@@ -431,8 +431,8 @@ def _plan_of(run: DispatchRun) -> BatchPlan:
 class DispatchRuns:
     """Run records: what each batch sent, what waits, and what is finished."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._conn = connect(path, check_same_thread=False)
+    def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
+        self._conn = connect(path, check_same_thread=False, autocheckpoint=autocheckpoint)
         self._conn.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -8,8 +8,14 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect(path: Path | str, *, synchronous: str = "NORMAL", check_same_thread: bool = True) -> sqlite3.Connection:
-    """Open `path` in WAL mode so readers never block the inbox writer."""
+def connect(
+    path: Path | str, *, synchronous: str = "NORMAL", check_same_thread: bool = True, autocheckpoint: bool = True
+) -> sqlite3.Connection:
+    """Open `path` in WAL mode so readers never block the inbox writer.
+
+    `autocheckpoint=False` leaves WAL checkpoints (two fsyncs each) to the service's
+    background checkpointer, so no commit on the event loop ever waits for one.
+    """
     conn = sqlite3.connect(
         str(path),
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -21,4 +27,6 @@ def connect(path: Path | str, *, synchronous: str = "NORMAL", check_same_thread:
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous.upper() == 'FULL' else 'NORMAL'}")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn

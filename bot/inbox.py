@@ -26,6 +26,8 @@ from bot.db import connect
 log = logging.getLogger(__name__)
 
 Status = Literal["pending", "running", "done", "failed", "dead", "ignored"]
+# How often the WAL is checkpointed in the background.
+CHECKPOINT_SECONDS = 1.0
 # The most deliveries about one issue claimed together (a longer burst takes several batches).
 MAX_BATCH = 50
 STATUSES: tuple[Status, ...] = ("pending", "running", "done", "failed", "dead", "ignored")
@@ -117,17 +119,18 @@ class Inbox:
     """Async front of the deliveries table; the table is the only queue."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
-        self._conn = connect(path, synchronous=synchronous, check_same_thread=False)
+        self._conn = connect(path, synchronous=synchronous, check_same_thread=False, autocheckpoint=False)
         self._conn.executescript(SCHEMA)
         self._inline_commits = synchronous.upper() != "FULL"
         # Work-state changes (claim, finish, retry) need no fsync of their own: losing one
         # to a power cut only means a delivery is processed again. The next intake commit
         # makes them durable too.
-        self._work = connect(path, synchronous="NORMAL", check_same_thread=False)
+        self._work = connect(path, synchronous="NORMAL", check_same_thread=False, autocheckpoint=False)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-db")
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         # Subjects being worked on; read and written only on the database thread.
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
@@ -140,10 +143,31 @@ class Inbox:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_batches(), name="inbox-writer")
+            self._writer = loop.create_task(self._write_batches(), name="inbox-writer")
+        if self._checkpointer is None:
+            self._checkpointer = loop.create_task(self._checkpoint_regularly(), name="inbox-checkpointer")
+
+    async def _checkpoint_regularly(self) -> None:
+        """WAL checkpoints on the database thread, never inside a commit on the event loop.
+
+        The service opens every connection with autocheckpoint off; this is the one place
+        the WAL is copied back into the database (a passive checkpoint blocks no writer).
+        """
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self._run(self._work.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                log.exception("WAL checkpoint failed; trying again in %.0f s", CHECKPOINT_SECONDS)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._writer is not None:
             while self._pending:
                 await asyncio.sleep(0.001)

@@ -42,8 +42,9 @@ def build_services(
 ) -> Services:
     """Every long-lived service; `record_writes` records GitHub writes even with App credentials."""
     metrics = Metrics()
-    actions = ActionLog(settings.db)
-    outbox = Outbox.from_settings(settings)
+    # Every connection of the service leaves WAL checkpoints to the inbox's checkpointer.
+    actions = ActionLog(settings.db, autocheckpoint=False)
+    outbox = Outbox.from_settings(settings, autocheckpoint=False)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -53,15 +54,15 @@ def build_services(
         github=GitHubFactory(
             settings, session, metrics, actions if settings.dry_run or record_writes else None, policy=github_policy
         ),
-        mirror=MirrorStore(settings.db),
-        artifacts=ArtifactStore(settings.db, settings.artifact_dir),
+        mirror=MirrorStore(settings.db, autocheckpoint=False),
+        artifacts=ArtifactStore(settings.db, settings.artifact_dir, autocheckpoint=False),
         links=LinkSigner(settings.require_webhook_secret(), settings.public_url),
-        records=TriageRecords(settings.db),
+        records=TriageRecords(settings.db, autocheckpoint=False),
         renderer=Renderer(),
         configs=ConfigLoader(),
         outbox=outbox,
         sender=OutboxSender.from_settings(settings, outbox, actions, session=session),
-        runs=DispatchRuns(settings.db),
+        runs=DispatchRuns(settings.db, autocheckpoint=False),
     )
 
 

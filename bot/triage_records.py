@@ -35,8 +35,8 @@ class TriageRecord(BaseModel):
 
 
 class TriageRecords:
-    def __init__(self, db: Path | str) -> None:
-        self._conn = connect(db)
+    def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
+        self._conn = connect(db, autocheckpoint=autocheckpoint)
         self._conn.executescript(SCHEMA)
 
     def save(self, decision: TriageDecision, *, artifact_version: int | None, comment_id: int | None) -> None:

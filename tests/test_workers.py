@@ -216,3 +216,17 @@ async def test_group_commit_acknowledges_concurrent_deliveries(tmp_path: Path, s
     assert sum(results) == 200  # the repeated id is refused, every other one stored
     assert len(delivery_rows(tmp_path / "inbox.sqlite3")) == 200
     await inbox.close()
+
+
+async def test_the_wal_is_checkpointed_in_the_background_not_in_commits(tmp_path: Path) -> None:
+    db = tmp_path / "inbox.sqlite3"
+    inbox = Inbox(db)
+    inbox.start()
+    payload = issue_payload(1) | {"padding": "x" * 20_000}
+    body = json.dumps(payload).encode()
+    for i in range(100):
+        await inbox.add(describe("issues", payload, f"w{i}", body, now=time.time(), delay=0))
+    assert db.stat().st_size < 1_000_000, "commits alone do not copy the WAL into the database"
+    await asyncio.sleep(1.5)
+    assert db.stat().st_size > 2_000_000, "the background checkpointer did"
+    await inbox.close()

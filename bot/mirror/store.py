@@ -136,9 +136,9 @@ def _dt(value: str | None) -> datetime | None:
 class MirrorStore:
     """The mirror's tables in the bot database; one connection per store."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
         self.path = Path(path)
-        self.conn = connect(self.path)
+        self.conn = connect(self.path, autocheckpoint=autocheckpoint)
         self.conn.executescript(SCHEMA)
         # Bumped by every write; related search caches corpus counts against it.
         self.generation = 0

@@ -192,19 +192,25 @@ class Outbox:
     """The outbox table. Synchronous and short: each call is one small transaction."""
 
     def __init__(
-        self, path: Path | str, *, max_attempts: int = 5, retry_base_seconds: float = 2.0
+        self,
+        path: Path | str,
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 2.0,
+        autocheckpoint: bool = True,
     ) -> None:
-        self._conn = connect(path, check_same_thread=False)
+        self._conn = connect(path, check_same_thread=False, autocheckpoint=autocheckpoint)
         self._conn.executescript(SCHEMA)
         self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Outbox:
+    def from_settings(cls, settings: Settings, *, autocheckpoint: bool = True) -> Outbox:
         return cls(
             settings.db,
             max_attempts=settings.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
+            autocheckpoint=autocheckpoint,
         )
 
     def close(self) -> None:
