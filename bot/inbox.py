@@ -130,6 +130,10 @@ class Inbox:
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._has_pending = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        # Checkpoints fsync for tens of milliseconds: a thread and connection of their own,
+        # so the intake's commits (FULL) never queue behind one.
+        self._checkpoint_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-checkpoint")
+        self._checkpoint_conn = connect(path, check_same_thread=False, autocheckpoint=False)
         self._checkpointer: asyncio.Task[None] | None = None
         # Subjects being worked on; read and written only on the database thread.
         self._busy: set[str] = set()
@@ -158,7 +162,9 @@ class Inbox:
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
-                await self._run(self._work.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                await asyncio.get_running_loop().run_in_executor(
+                    self._checkpoint_thread, self._checkpoint_conn.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                )
             except sqlite3.Error:
                 log.exception("WAL checkpoint failed; trying again in %.0f s", CHECKPOINT_SECONDS)
 
@@ -178,6 +184,8 @@ class Inbox:
         await self._run(self._conn.close)
         await self._run(self._work.close)
         self._thread.shutdown(wait=True)
+        self._checkpoint_thread.submit(self._checkpoint_conn.close).result()
+        self._checkpoint_thread.shutdown(wait=True)
 
     # -- intake (group commit) --------------------------------------------------------
     async def add(self, delivery: Delivery) -> bool:
