@@ -82,6 +82,9 @@ async def on_pull_request(event: sansio.Event, ctx: EventContext) -> None:
     pull = data["pull_request"]
     old_body = ((data.get("changes") or {}).get("body") or {}).get("from") or ""
     targets = {(r, n) for r, n, _ in issue_references(rest_issue(repo, pull))} | set(closing_targets(old_body, repo))
+    followed_up = data.get("action") in ("opened", "closed", "reopened")
     for target_repo, number in sorted(targets):
+        if followed_up and ctx.services.runs.runs_for_issue(repo, number):
+            continue  # the dispatch follow-up re-runs this issue's triage itself
         if target_repo == repo and ctx.services.records.latest(repo, number) is not None:
             schedule_triage(ctx, repo, number, f"pull request #{pull['number']} {data.get('action')}")
