@@ -27,7 +27,6 @@ from bot.notify.slack import (
     pr_reply_message,
     text_reply_message,
 )
-from bot.prompt import PromptTemplateError
 from bot.repo_config import LoadedConfig
 from bot.triage_job import Log, TriageJob
 
@@ -80,15 +79,11 @@ class Dispatcher:
         self._services = services
         self._log = log
 
-    async def _bot_login(self) -> str | None:
-        slug = await self._services.github.app_slug()
-        return f"{slug}[bot]" if slug else None
-
     async def say(self, gh: GitHubClient, repo: str, number: int, lines: Sequence[str]) -> None:
         """Upsert the bot's dispatch comment on the issue (one per issue, edited in place)."""
         existing = await gh.list_comments(repo, number)
         await comments.upsert(
-            gh, repo, number, existing, marker_prefix=DISPATCH_MARKER_PREFIX, bot_login=await self._bot_login(), body=dispatch_comment(lines)
+            gh, repo, number, existing, marker_prefix=DISPATCH_MARKER_PREFIX, bot_login=await self._services.github.bot_login(), body=dispatch_comment(lines)
         )
 
     async def refuse_label(self, gh: GitHubClient, repo: str, number: int, label: str, lines: Sequence[str]) -> None:
@@ -246,13 +241,9 @@ class Dispatcher:
         record = services.records.latest(repo, item.number)
         mirrored = services.mirror.get_issue(repo, item.number)
         run = services.runs.get(item.run_id)
-        try:
-            notice = self._notice(
-                repo, item.number, mirrored.title if mirrored else "", record.decision.verdict if record else "unknown", record.decision.summary if record else "", loaded.config
-            )
-        except PromptTemplateError as exc:
-            self._log.error("launch command template is broken: %s", exc)
-            raise
+        notice = self._notice(
+            repo, item.number, mirrored.title if mirrored else "", record.decision.verdict if record else "unknown", record.decision.summary if record else "", loaded.config
+        )
         channel = choose_channel(loaded.config.slack.channel, services.settings.slack_channel)
         services.outbox.enqueue_dispatch(notice, key=f"dispatch:{repo}#{item.number}:run{item.run_id}", channel=channel, thread_under=run.notice_key if run else None)
         if run and run.notice_key:

@@ -135,8 +135,7 @@ class TriageJob:
         services = self._services
         async with services.locks(repo, number):
             started = time.perf_counter()
-            bot_login = await services.github.app_slug()
-            bot_login = f"{bot_login}[bot]" if bot_login else None
+            bot_login = await services.github.bot_login()
             try:
                 fetched, raw_comments = await gather_issue(gh, repo, number)
                 services.mirror.upsert_issue(fetched)

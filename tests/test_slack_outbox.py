@@ -24,7 +24,6 @@ from bot.notify.outbox import (
 from bot.notify.slack import (
     BatchEntry,
     DispatchNotice,
-    LaunchCommandError,
     SlackRetryPolicy,
     batch_plan_message,
     choose_channel,
@@ -32,8 +31,8 @@ from bot.notify.slack import (
     dispatch_message,
     make_client,
     pr_reply_message,
-    render_launch_command,
 )
+from bot.prompt import PromptTemplateError, Renderer
 from bot.settings import Settings
 from tests.fakeslack import TOKEN, FakeSlack
 
@@ -75,9 +74,7 @@ def notice(number: int = 12, title: str = "Crash when loading <model> & co") -> 
         verdict="actionable",
         summary="Loading a checkpoint\nraises KeyError: 'lm_head'.",
         artifact_url=url,
-        launch_command=render_launch_command(
-            RepoConfig().prompt.launch_command, url=url, number=number
-        ),
+        launch_command=Renderer().launch_command(RepoConfig(), url=url, number=number, repo=REPO),
     )
 
 
@@ -411,12 +408,12 @@ def test_dispatch_message_shows_everything_and_escapes_issue_text() -> None:
     ],
 )
 def test_launch_command_template_is_strict_and_sandboxed(template: str) -> None:
-    with pytest.raises(LaunchCommandError):
-        render_launch_command(template, url="https://x", number=1)
+    with pytest.raises(PromptTemplateError):
+        Renderer().config_line(template, url="https://x", number=1)
 
 
 def test_launch_command_renders_url_and_number() -> None:
-    assert render_launch_command(
+    assert Renderer().config_line(
         "get '{{ url }}' > i{{ number }}.md", url="https://a/b?c=1&d=2", number=7
     ) == ("get 'https://a/b?c=1&d=2' > i7.md")
 

@@ -555,6 +555,11 @@ class GitHubFactory:
             raise ValueError("no App credentials (dry-run): cannot act as the App")
         return self._client(auth=AppJWTAuth(self._credentials), gate=self._gate(None))
 
+    async def bot_login(self) -> str | None:
+        """The login the App writes comments as (None in dry-run, where it is unknown)."""
+        slug = await self.app_slug()
+        return f"{slug}[bot]" if slug else None
+
     async def app_slug(self) -> str | None:
         """The App's slug (GET /app, cached); the bot's login is f'{slug}[bot]'."""
         if self._slug is None and self._credentials is not None:

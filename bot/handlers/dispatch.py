@@ -22,8 +22,7 @@ def _requester(data: dict[str, Any]) -> Requester:
 
 
 async def _is_ourselves(ctx: EventContext, requester: Requester) -> bool:
-    slug = await ctx.services.github.app_slug()
-    return requester.is_bot and slug is not None and requester.login == f"{slug}[bot]"
+    return requester.is_bot and requester.login == await ctx.services.github.bot_login()
 
 
 @router.register("issues", action="labeled")

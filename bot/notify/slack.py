@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -164,24 +162,6 @@ def client_from_settings(
 def choose_channel(repo_channel: str | None, default_channel: str | None) -> str | None:
     """The repository's `slack.channel` wins over BOT_SLACK_CHANNEL."""
     return repo_channel or default_channel
-
-
-# -- the launch command --------------------------------------------------------------------
-
-
-class LaunchCommandError(ValueError):
-    """The configured launch_command template cannot be rendered."""
-
-
-_SANDBOX = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-def render_launch_command(template: str, *, url: str, number: int) -> str:
-    """Render RepoConfig.prompt.launch_command; an unknown variable is an error, not ''."""
-    try:
-        return _SANDBOX.from_string(template).render(url=url, number=number).strip()
-    except TemplateError as exc:
-        raise LaunchCommandError(f"launch_command template: {exc}") from exc
 
 
 # -- text helpers -------------------------------------------------------------------------
