@@ -29,7 +29,13 @@ from pathlib import Path
 
 SECRET = "bench-secret-0123456789abcdef"
 ISSUES = 500
-EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "webhooks" / "issues.opened.json"
+EXAMPLE = (
+    Path(__file__).resolve().parent.parent
+    / "tests"
+    / "fixtures"
+    / "webhooks"
+    / "issues.opened.json"
+)
 
 
 def free_port() -> int:
@@ -70,7 +76,9 @@ def bare_server(port: int, db: str) -> None:
 
 
 # --- the load: a separate process ----------------------------------------------------------
-def load(port: int, deliveries: int, concurrency: int, prefix: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def load(
+    port: int, deliveries: int, concurrency: int, prefix: str, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     import aiohttp
 
     # Real traffic is about many issues: the example, renumbered over ISSUES issues, signed ahead.
@@ -79,7 +87,9 @@ def load(port: int, deliveries: int, concurrency: int, prefix: str, out: multipr
     for i in range(ISSUES):
         example["issue"]["number"] = i + 1
         body = json.dumps(example).encode()
-        bodies.append((body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
+        bodies.append(
+            (body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest())
+        )
 
     async def run() -> None:
         latencies: list[float] = []
@@ -101,7 +111,9 @@ def load(port: int, deliveries: int, concurrency: int, prefix: str, out: multipr
                         "Content-Type": "application/json",
                     }
                     started = time.perf_counter()
-                    async with session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers) as r:
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/webhook", data=body, headers=headers
+                    ) as r:
                         await r.read()
                         statuses[r.status] = statuses.get(r.status, 0) + 1
                     latencies.append(time.perf_counter() - started)
@@ -135,20 +147,32 @@ def drain_seconds(port: int) -> float:
     started = time.monotonic()
     while time.monotonic() - started < 600:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            depth = next(line for line in r.read().decode().splitlines() if line.startswith("agent_dispatch_queue_depth"))
+            depth = next(
+                line
+                for line in r.read().decode().splitlines()
+                if line.startswith("agent_dispatch_queue_depth")
+            )
         if float(depth.split()[-1]) == 0:
             break
         time.sleep(0.1)
     return time.monotonic() - started
 
 
-def measure(name: str, server: subprocess.Popen[bytes] | multiprocessing.Process, port: int, args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    name: str,
+    server: subprocess.Popen[bytes] | multiprocessing.Process,
+    port: int,
+    args: argparse.Namespace,
+) -> dict[str, float]:
     wait_ready(port)
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
     # Warm up, then measure.
     for phase, count in (("warm", min(500, args.deliveries)), ("run", args.deliveries)):
-        worker = ctx.Process(target=load, args=(port, count, args.concurrency, f"{name.split()[0]}-{len(name)}-{phase}", results))
+        worker = ctx.Process(
+            target=load,
+            args=(port, count, args.concurrency, f"{name.split()[0]}-{len(name)}-{phase}", results),
+        )
         worker.start()
         wall, latencies, statuses = results.get()
         worker.join()
@@ -185,17 +209,26 @@ def bot_server(port: int, workdir: Path, synchronous: str) -> subprocess.Popen[b
         "BOT_REDELIVERY_INTERVAL_MINUTES": "0",
     }
     log = open(workdir / f"bot-{synchronous}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=workdir, stdout=log, stderr=log)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], env=env, cwd=workdir, stdout=log, stderr=log
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deliveries", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; medians are reported"
+    )
     args = parser.parse_args()
-    print(f"{args.deliveries} signed deliveries of {EXAMPLE.stat().st_size} bytes about {ISSUES} issues, "
-          f"concurrency {args.concurrency}, {os.cpu_count()} cores, {args.rounds} interleaved rounds", flush=True)
+    print(
+        f"{args.deliveries} signed deliveries of {EXAMPLE.stat().st_size} bytes about {ISSUES} issues, "
+        f"concurrency {args.concurrency}, {os.cpu_count()} cores, {args.rounds} interleaved rounds",
+        flush=True,
+    )
     results: dict[str, list[dict[str, float]]] = {"floor": [], "NORMAL": [], "FULL": []}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -209,8 +242,13 @@ def main() -> None:
             for synchronous in ("NORMAL", "FULL"):
                 port = free_port()
                 server = bot_server(port, workdir / f"r{round_number}", synchronous)
-                results[synchronous].append(measure(f"bot synchronous={synchronous}", server, port, args))
-    median = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
+                results[synchronous].append(
+                    measure(f"bot synchronous={synchronous}", server, port, args)
+                )
+    median = {
+        name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for name, runs in results.items()
+    }
     floor = median["floor"]
     print(f"median floor: {floor['rate']:.0f} deliveries/s, p99 {floor['p99_ms']:.1f} ms")
     for synchronous in ("NORMAL", "FULL"):

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.config.triage import TriageRules
 from bot.mirror.formats import parse_coordinator_export
 from bot.models import ExistingPR, Issue, PRState, TriageDecision
-from bot.triage.config import TriageRules
 from bot.triage.engine import decide
 
 DEFAULT_DATA = Path("/work/shared/data")

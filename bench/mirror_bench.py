@@ -368,7 +368,7 @@ def _peak_rss_mb() -> float:
 
 
 def phase_import(file: Path, db: Path) -> None:
-    from bot.mirror.cli import register
+    from bot.cli.issues import register
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", type=Path)
@@ -391,7 +391,7 @@ def phase_import(file: Path, db: Path) -> None:
 
 def phase_query(db: Path, queries: int) -> None:
     from bot.mirror.related import find_related
-    from bot.mirror.store import MirrorStore
+    from bot.store.mirror import MirrorStore
 
     store = MirrorStore(db)
     total = store.conn.execute("SELECT MAX(number) FROM mirror_issues").fetchone()[0]

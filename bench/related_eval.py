@@ -27,8 +27,8 @@ from related_baseline import BaselineIndex  # noqa: E402
 from bot.mirror.formats import parse_rest_line  # noqa: E402
 from bot.mirror.importer import import_file  # noqa: E402
 from bot.mirror.related import find_related  # noqa: E402
-from bot.mirror.store import MirrorStore  # noqa: E402
 from bot.models import Comment, Issue  # noqa: E402
+from bot.store.mirror import MirrorStore  # noqa: E402
 
 DATA = Path("/work/shared/data")
 K = 5

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.service import build_services  # noqa: E402
-from bot.triage_job import TriageJob  # noqa: E402
+from bot.triage.job import TriageJob  # noqa: E402
 from tests.fakegithub import FakeGitHub  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -32,9 +32,18 @@ def seed(fake: FakeGitHub) -> list[int]:
     export = json.loads((DATA / "peft.export.json").read_text())
     numbers = []
     for raw in export["open_issues"] + export["closed_issues"]:
-        fake.add_issue(REPO, raw["number"], title=raw["title"], body=raw["body"], user=raw["author"] or "ghost", labels=raw["labels"])
+        fake.add_issue(
+            REPO,
+            raw["number"],
+            title=raw["title"],
+            body=raw["body"],
+            user=raw["author"] or "ghost",
+            labels=raw["labels"],
+        )
         for comment in raw["comments"]:
-            fake.add_comment(REPO, raw["number"], comment["body"], user=comment["author"] or "ghost")
+            fake.add_comment(
+                REPO, raw["number"], comment["body"], user=comment["author"] or "ghost"
+            )
         numbers.append(raw["number"])
     return numbers
 
@@ -49,7 +58,9 @@ async def measure(fake: FakeGitHub, latency: float, runs: int) -> None:
             numbers = seed(fake)
             fake.latency = latency
             rows = []
-            for label, number in [("first (config not cached)", numbers[1])] + [("cached", n) for n in numbers[:runs]]:
+            for label, number in [("first (config not cached)", numbers[1])] + [
+                ("cached", n) for n in numbers[:runs]
+            ]:
                 before = len(fake.requests)
                 started = time.perf_counter()
                 loaded = await services.configs.load(gh, REPO)
@@ -57,7 +68,9 @@ async def measure(fake: FakeGitHub, latency: float, runs: int) -> None:
                 elapsed = time.perf_counter() - started
                 rows.append((label, number, len(fake.requests) - before, elapsed))
             for label, number, requests, elapsed in rows:
-                print(f"{label:<26} #{number:<5} {requests} GitHub requests  {elapsed * 1000:6.0f} ms")
+                print(
+                    f"{label:<26} #{number:<5} {requests} GitHub requests  {elapsed * 1000:6.0f} ms"
+                )
             cached = [r for r in rows if r[0] == "cached"]
             print(
                 f"cached triage, {latency * 1000:.0f} ms per request: max {max(r[2] for r in cached)} requests, "
@@ -66,7 +79,9 @@ async def measure(fake: FakeGitHub, latency: float, runs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()

@@ -12,8 +12,8 @@ import statistics
 import sys
 import time
 
+from bot.config.triage import TriageRules
 from bot.models import Comment, Issue
-from bot.triage.config import TriageRules
 from bot.triage.engine import decide
 
 BODY_CHARS = 60_000

@@ -9,25 +9,25 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot.actions import ActionLog
-from bot.artifacts import ArtifactStore, LinkSigner
-from bot.batch import DispatchRuns
-from bot.context import Services
+from bot.config.loader import ConfigLoader
+from bot.config.settings import Settings
+from bot.delivery.context import Services
+from bot.delivery.inbox import Inbox, InboxQueries
+from bot.delivery.routing import build_router
+from bot.delivery.workers import WorkerPool
+from bot.dispatch.planner import DispatchRuns
 from bot.github import GitHubFactory, RetryPolicy
 from bot.github.redelivery import keep_catching_up
-from bot.inbox import Inbox, InboxQueries
-from bot.metrics import Metrics
-from bot.mirror.store import MirrorStore
 from bot.notify.outbox import Outbox, OutboxSender
-from bot.observability import Redactor
-from bot.prompt import Renderer
-from bot.registration import add_routes as add_registration_routes
-from bot.repo_config import ConfigLoader
-from bot.routing import build_router
-from bot.settings import Settings
-from bot.triage_records import TriageRecords
-from bot.web import POOL, SERVICES, add_routes
-from bot.workers import WorkerPool
+from bot.observability.logs import Redactor
+from bot.observability.metrics import Metrics
+from bot.store.actions import ActionLog
+from bot.store.artifacts import ArtifactStore, LinkSigner
+from bot.store.mirror import MirrorStore
+from bot.store.triage_records import TriageRecords
+from bot.triage.render import Renderer
+from bot.web.app import POOL, SERVICES, add_routes
+from bot.web.setup import add_routes as add_registration_routes
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ def build_services(
         actions=actions,
         redactor=redactor or Redactor.from_settings(settings),
         github=GitHubFactory(
-            settings, session, metrics, actions if settings.dry_run or record_writes else None, policy=github_policy
+            settings,
+            session,
+            metrics,
+            actions if settings.dry_run or record_writes else None,
+            policy=github_policy,
         ),
         mirror=MirrorStore(settings.db, autocheckpoint=False),
         artifacts=ArtifactStore(settings.db, settings.artifact_dir, autocheckpoint=False),
@@ -66,7 +70,12 @@ def build_services(
     )
 
 
-async def create_app(settings: Settings, *, redactor: Redactor | None = None, github_policy: RetryPolicy | None = None) -> web.Application:
+async def create_app(
+    settings: Settings,
+    *,
+    redactor: Redactor | None = None,
+    github_policy: RetryPolicy | None = None,
+) -> web.Application:
     """The whole service as one aiohttp application (tests run exactly this)."""
     settings.require_webhook_secret()
     session = aiohttp.ClientSession()
@@ -87,14 +96,20 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
         catching_up = None
         if not settings.dry_run and settings.redelivery_interval_minutes:
             catching_up = asyncio.get_running_loop().create_task(
-                keep_catching_up(services.github, inbox_reader.known, interval_minutes=settings.redelivery_interval_minutes),
+                keep_catching_up(
+                    services.github,
+                    inbox_reader.known,
+                    interval_minutes=settings.redelivery_interval_minutes,
+                ),
                 name="redelivery-catch-up",
             )
         log.info(
             "serving with %d workers on %s (%s)",
             settings.workers,
             settings.db,
-            "dry-run: writes are recorded, not sent" if settings.dry_run else f"App {settings.app_id}",
+            "dry-run: writes are recorded, not sent"
+            if settings.dry_run
+            else f"App {settings.app_id}",
         )
         try:
             yield
@@ -105,7 +120,15 @@ async def create_app(settings: Settings, *, redactor: Redactor | None = None, gi
             await services.sender.stop()
             await services.inbox.close()
             await session.close()
-            for store in (inbox_reader, services.actions, services.mirror, services.artifacts, services.records, services.outbox, services.runs):
+            for store in (
+                inbox_reader,
+                services.actions,
+                services.mirror,
+                services.artifacts,
+                services.records,
+                services.outbox,
+                services.runs,
+            ):
                 store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.github import GitHubFactory, RetryPolicy
-from bot.metrics import Metrics
+from bot.observability.metrics import Metrics
 from bot.service import create_app
-from bot.web import SERVICES
+from bot.web.app import SERVICES
 from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
 from tests.fakeslack import FakeSlack
 
@@ -58,10 +58,16 @@ async def github_factory(fake_github: FakeGitHub) -> AsyncIterator[GitHubFactory
 
 
 @pytest.fixture
-async def app_client(aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def app_client(
+    aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path
+) -> AsyncIterator[TestClient]:
     """The whole service on loopback, talking to the fake GitHub as an installed App."""
-    settings = fake_github.settings(db=tmp_path / "bot.sqlite3", workers=2, debounce_seconds=0.0, retry_base_seconds=0.01)
-    client: TestClient = await aiohttp_client(await create_app(settings, github_policy=FAST_RETRIES))
+    settings = fake_github.settings(
+        db=tmp_path / "bot.sqlite3", workers=2, debounce_seconds=0.0, retry_base_seconds=0.01
+    )
+    client: TestClient = await aiohttp_client(
+        await create_app(settings, github_policy=FAST_RETRIES)
+    )
     yield client
 
 

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.intake import signature_for
+from bot.config.settings import Settings
 from bot.service import create_app
-from bot.settings import Settings
+from bot.web.intake import signature_for
 from tests.fakegithub import FakeGitHub
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
@@ -42,13 +42,22 @@ def real_issue(name: str, number: int) -> dict[str, Any]:
 
 def seed(fake: FakeGitHub, raw: dict[str, Any], repo: str = REPO) -> int:
     fake.add_repo(repo)
-    fake.add_issue(repo, raw["number"], title=raw["title"], body=raw["body"], user=raw["author"] or "ghost", labels=raw["labels"])
+    fake.add_issue(
+        repo,
+        raw["number"],
+        title=raw["title"],
+        body=raw["body"],
+        user=raw["author"] or "ghost",
+        labels=raw["labels"],
+    )
     for c in raw["comments"]:
         fake.add_comment(repo, raw["number"], c["body"], user=c["author"] or "ghost")
     return int(raw["number"])
 
 
-def labeled(number: int, label: str = "agent-ready", repo: str = REPO, sender_type: str = "User") -> dict[str, Any]:
+def labeled(
+    number: int, label: str = "agent-ready", repo: str = REPO, sender_type: str = "User"
+) -> dict[str, Any]:
     payload = copy.deepcopy(example("issues.labeled"))
     payload["repository"]["full_name"] = repo
     payload["issue"]["number"] = number
@@ -72,7 +81,13 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def signed(event: str, payload: dict[str, Any] | bytes, *, delivery: str | None = None, secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict[str, str]]:
+def signed(
+    event: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    delivery: str | None = None,
+    secret: str = WEBHOOK_SECRET,
+) -> tuple[bytes, dict[str, str]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {
         "X-GitHub-Event": event,
@@ -83,7 +98,9 @@ def signed(event: str, payload: dict[str, Any] | bytes, *, delivery: str | None 
     return body, headers
 
 
-async def send(client: TestClient, event: str, payload: dict[str, Any] | bytes, **kw: Any) -> tuple[int, dict[str, Any], str]:
+async def send(
+    client: TestClient, event: str, payload: dict[str, Any] | bytes, **kw: Any
+) -> tuple[int, dict[str, Any], str]:
     body, headers = signed(event, payload, **kw)
     response = await client.post("/webhook", data=body, headers=headers)
     return response.status, await response.json(), headers["X-GitHub-Delivery"]
@@ -95,7 +112,12 @@ def delivery_rows(db: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute("SELECT id, event, action, subject, status, attempts, completions, last_error FROM deliveries ORDER BY seq")]
+        return [
+            dict(r)
+            for r in conn.execute(
+                "SELECT id, event, action, subject, status, attempts, completions, last_error FROM deliveries ORDER BY seq"
+            )
+        ]
     except sqlite3.OperationalError:
         return []
     finally:
@@ -107,10 +129,14 @@ async def settled(db: Path, ids: list[str], *, timeout: float = 10.0) -> dict[st
     deadline = time.monotonic() + timeout
     while True:
         rows = {r["id"]: r for r in delivery_rows(db) if r["id"] in ids}
-        if len(rows) == len(ids) and all(r["status"] in ("done", "ignored", "dead") for r in rows.values()):
+        if len(rows) == len(ids) and all(
+            r["status"] in ("done", "ignored", "dead") for r in rows.values()
+        ):
             return rows
         if time.monotonic() > deadline:
-            raise AssertionError(f"deliveries not settled: {[r for r in rows.values() if r['status'] not in ('done', 'ignored', 'dead')]}")
+            raise AssertionError(
+                f"deliveries not settled: {[r for r in rows.values() if r['status'] not in ('done', 'ignored', 'dead')]}"
+            )
         await asyncio.sleep(0.02)
 
 

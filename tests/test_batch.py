@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.batch import (
+from bot.dispatch.planner import (
     BatchIssue,
     DispatchCommand,
     DispatchRuns,

@@ -37,7 +37,9 @@ def start_service(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
         "BOT_REDELIVERY_INTERVAL_MINUTES": "0",
     }
     log = open(tmp_path / f"service-{port}.log", "ab")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log
+    )
 
 
 async def wait_ready(session: aiohttp.ClientSession, port: int) -> None:
@@ -54,7 +56,11 @@ async def wait_ready(session: aiohttp.ClientSession, port: int) -> None:
 
 
 def payloads() -> list[tuple[str, dict]]:
-    kinds = [("issues", example("issues.edited")), ("issue_comment", example("issue_comment.created")), ("issues", example("issues.opened"))]
+    kinds = [
+        ("issues", example("issues.edited")),
+        ("issue_comment", example("issue_comment.created")),
+        ("issues", example("issues.opened")),
+    ]
     out = []
     for i in range(DELIVERIES):
         event, base = kinds[i % len(kinds)]
@@ -64,7 +70,9 @@ def payloads() -> list[tuple[str, dict]]:
     return out
 
 
-async def test_sigkill_mid_work_then_restart_processes_each_delivery_exactly_once(tmp_path: Path) -> None:
+async def test_sigkill_mid_work_then_restart_processes_each_delivery_exactly_once(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     process = start_service(tmp_path, port)
     ids: list[str] = []
@@ -75,7 +83,12 @@ async def test_sigkill_mid_work_then_restart_processes_each_delivery_exactly_onc
 
             async def deliver(i: int, event: str, payload: dict) -> None:
                 body, headers = signed(event, payload, delivery=f"crash-{i:03d}")
-                async with semaphore, session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers) as r:
+                async with (
+                    semaphore,
+                    session.post(
+                        f"http://127.0.0.1:{port}/webhook", data=body, headers=headers
+                    ) as r,
+                ):
                     assert r.status == 202
                 ids.append(headers["X-GitHub-Delivery"])
 

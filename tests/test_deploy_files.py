@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.registration import CREDENTIAL_KEYS
+from bot.config.settings import Settings
 from bot.service import create_app
-from bot.settings import Settings
+from bot.web.setup import CREDENTIAL_KEYS
 from tests.service_fixtures import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

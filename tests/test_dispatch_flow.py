@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.service import create_app
-from bot.web import SERVICES
+from bot.web.app import SERVICES
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 from tests.fakeslack import FakeSlack
@@ -30,7 +30,13 @@ def agents_channel(fake_slack: FakeSlack) -> str:
 
 
 @pytest.fixture
-async def app(aiohttp_client: Any, fake_github: FakeGitHub, fake_slack: FakeSlack, agents_channel: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def app(
+    aiohttp_client: Any,
+    fake_github: FakeGitHub,
+    fake_slack: FakeSlack,
+    agents_channel: str,
+    tmp_path: Path,
+) -> AsyncIterator[TestClient]:
     settings = fake_github.settings(
         db=tmp_path / "bot.sqlite3",
         workers=3,
@@ -43,7 +49,9 @@ async def app(aiohttp_client: Any, fake_github: FakeGitHub, fake_slack: FakeSlac
     fake_github.set_permission(REPO, MAINTAINER, "maintain")
     fake_github.set_permission(REPO, TRIAGER, "triage")
     fake_github.set_file(REPO, ".github/agent-dispatch.yml", NO_WINDOW)
-    client: TestClient = await aiohttp_client(await create_app(settings, github_policy=FAST_RETRIES))
+    client: TestClient = await aiohttp_client(
+        await create_app(settings, github_policy=FAST_RETRIES)
+    )
     yield client
 
 
@@ -69,12 +77,22 @@ def pr_payload(action: str, pr: int, body: str, *, merged: bool = False) -> dict
     payload["action"] = action
     payload["repository"]["full_name"] = REPO
     payload["installation"] = {"id": 1, "node_id": "x"}
-    payload["pull_request"].update({"number": pr, "title": f"Fix the crash ({pr})", "body": body, "merged": merged, "state": "closed" if action == "closed" else "open"})
+    payload["pull_request"].update(
+        {
+            "number": pr,
+            "title": f"Fix the crash ({pr})",
+            "body": body,
+            "merged": merged,
+            "state": "closed" if action == "closed" else "open",
+        }
+    )
     payload["number"] = pr
     return by(payload, "agent-bot", "Bot")
 
 
-async def deliver(app: TestClient, fake: FakeGitHub, event: str, payload: dict[str, Any], **kw: Any) -> dict[str, Any]:
+async def deliver(
+    app: TestClient, fake: FakeGitHub, event: str, payload: dict[str, Any], **kw: Any
+) -> dict[str, Any]:
     status, answer, delivery = await send(app, event, payload, secret=fake.webhook_secret, **kw)
     assert status in (200, 202), answer
     rows = await settled(app.app[SERVICES].settings.db, [delivery], timeout=20)
@@ -94,14 +112,20 @@ def bot_comment_bodies(fake: FakeGitHub, number: int) -> list[str]:
     return [c["body"] for c in fake.comments_of(REPO, number) if c["user"]["type"] == "Bot"]
 
 
-async def test_maintainer_dispatch_posts_one_slack_notice_with_a_working_launch_command(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_maintainer_dispatch_posts_one_slack_notice_with_a_working_launch_command(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     messages = await slack_messages(fake_slack, 1)
     assert len(messages) == 1
     text = str(messages[0].blocks)
     assert f"#{number}" in text and "actionable" in text and "claude" in text
-    [launch] = [b["text"]["text"] for b in messages[0].blocks if "curl -fsSL" in b.get("text", {}).get("text", "")]
+    [launch] = [
+        b["text"]["text"]
+        for b in messages[0].blocks
+        if "curl -fsSL" in b.get("text", {}).get("text", "")
+    ]
     url = launch.split("curl -fsSL '", 1)[1].split("'", 1)[0].replace("&amp;", "&")
     path = url.split("://", 1)[1].split("/", 1)[1]
     prompt = await app.get("/" + path)
@@ -110,7 +134,9 @@ async def test_maintainer_dispatch_posts_one_slack_notice_with_a_working_launch_
     assert len(comments) == 1 and "Dispatched to an agent" in comments[0]
 
 
-async def test_triage_level_and_bot_senders_are_refused_politely_once(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_triage_level_and_bot_senders_are_refused_politely_once(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     for sender, kind in ((TRIAGER, "User"), (TRIAGER, "User"), ("renovate[bot]", "Bot")):
         await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), sender, kind))
@@ -120,44 +146,67 @@ async def test_triage_level_and_bot_senders_are_refused_politely_once(app: TestC
     assert len(fake_github.requests_to("DELETE", "/labels/dispatch")) == 3
 
 
-async def test_non_actionable_issue_is_refused_until_a_maintainer_forces_it(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_non_actionable_issue_is_refused_until_a_maintainer_forces_it(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 2041))  # needs Apple MPS hardware
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     assert await slack_messages(fake_slack, 1, timeout=0.5) == []
     refusal = [b for b in bot_comment_bodies(fake_github, number) if "Not dispatched" in b]
     assert len(refusal) == 1 and "needs-hardware" in refusal[0] and "/dispatch force" in refusal[0]
 
-    await deliver(app, fake_github, "issue_comment", comment_payload(number, "/dispatch force", TRIAGER, 9001))
+    await deliver(
+        app, fake_github, "issue_comment", comment_payload(number, "/dispatch force", TRIAGER, 9001)
+    )
     assert await slack_messages(fake_slack, 1, timeout=0.5) == []  # a triager cannot force
-    await deliver(app, fake_github, "issue_comment", comment_payload(number, "/dispatch force", MAINTAINER, 9002))
+    await deliver(
+        app,
+        fake_github,
+        "issue_comment",
+        comment_payload(number, "/dispatch force", MAINTAINER, 9002),
+    )
     messages = await slack_messages(fake_slack, 1)
     assert len(messages) == 1 and "needs-hardware" in str(messages[0].blocks)
 
 
-async def test_the_same_label_delivery_three_times_gives_one_message(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_the_same_label_delivery_three_times_gives_one_message(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     payload = by(labeled(number, "dispatch"), MAINTAINER)
     await deliver(app, fake_github, "issues", payload, delivery="label-once")
-    status, answer, _ = await send(app, "issues", payload, secret=fake_github.webhook_secret, delivery="label-once")
+    status, answer, _ = await send(
+        app, "issues", payload, secret=fake_github.webhook_secret, delivery="label-once"
+    )
     assert (status, answer["status"]) == (200, "duplicate")
     db = app.app[SERVICES].settings.db
-    assert main(["--db", str(db), "deliveries", "replay", "label-once"]) == 0  # an operator replays it
+    assert (
+        main(["--db", str(db), "deliveries", "replay", "label-once"]) == 0
+    )  # an operator replays it
     await settled(db, ["label-once"], timeout=20)
     await asyncio.sleep(1.2)  # the worker polls the inbox at least every second
     await settled(db, ["label-once"], timeout=20)
     assert len(await slack_messages(fake_slack, 2, timeout=1.0)) == 1
 
 
-async def test_slack_rate_limit_then_success_delivers_once(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_slack_rate_limit_then_success_delivers_once(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     fake_slack.rate_limit_next(2, retry_after=1)
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     messages = await slack_messages(fake_slack, 1, timeout=15)
     assert len(messages) == 1
-    assert [c.status for c in fake_slack.calls if c.method == "chat.postMessage"][:3] == [429, 429, 200]
+    assert [c.status for c in fake_slack.calls if c.method == "chat.postMessage"][:3] == [
+        429,
+        429,
+        200,
+    ]
 
 
-async def test_slack_down_for_a_while_then_delivered_exactly_once(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_slack_down_for_a_while_then_delivered_exactly_once(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     fake_slack.set_down(True)
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
@@ -171,12 +220,16 @@ async def test_slack_down_for_a_while_then_delivered_exactly_once(app: TestClien
     assert [m.status for m in outbox.messages()] == ["sent"]
 
 
-async def test_pr_follow_up_lands_in_the_thread_and_updates_the_triage_comment(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_pr_follow_up_lands_in_the_thread_and_updates_the_triage_comment(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     [notice] = await slack_messages(fake_slack, 1)
     await deliver(app, fake_github, "pull_request", pr_payload("opened", 501, f"Fixes #{number}"))
-    await deliver(app, fake_github, "pull_request", pr_payload("closed", 501, f"Fixes #{number}", merged=True))
+    await deliver(
+        app, fake_github, "pull_request", pr_payload("closed", 501, f"Fixes #{number}", merged=True)
+    )
     messages = await slack_messages(fake_slack, 3)
     replies = fake_slack.replies(notice)
     assert len(messages) == 3 and len(replies) == 2
@@ -185,29 +238,49 @@ async def test_pr_follow_up_lands_in_the_thread_and_updates_the_triage_comment(a
     assert "PR #501 merged" in comment
 
 
-async def test_batch_with_a_chain_and_a_cap_releases_work_when_a_pr_merges(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_batch_with_a_chain_and_a_cap_releases_work_when_a_pr_merges(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     fake_github.set_file(REPO, ".github/agent-dispatch.yml", NO_WINDOW + "  max_in_flight: 1\n")
     for n, body in ((11, "First step."), (12, "Depends on #11."), (13, "Blocked by #12.")):
         fake_github.add_issue(REPO, n, title=f"Step {n}", body=body)
-    await deliver(app, fake_github, "issue_comment", comment_payload(11, "/dispatch force #11 #12 #13", MAINTAINER, 9100))
+    await deliver(
+        app,
+        fake_github,
+        "issue_comment",
+        comment_payload(11, "/dispatch force #11 #12 #13", MAINTAINER, 9100),
+    )
     [plan] = await slack_messages(fake_slack, 1)
     assert "1 dispatched" in str(plan.blocks) and "2 queued" in str(plan.blocks)
     runs = app.app[SERVICES].runs
     [run] = runs.list_runs(repo=REPO)
     assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
 
-    await deliver(app, fake_github, "pull_request", pr_payload("closed", 600, "Fixes #11", merged=True))
+    await deliver(
+        app, fake_github, "pull_request", pr_payload("closed", 600, "Fixes #11", merged=True)
+    )
     await slack_messages(fake_slack, 4)
     [run] = runs.list_runs(repo=REPO)
-    assert (run.numbers("done"), run.numbers("dispatched"), run.numbers("queued")) == ([11], [12], [13])
+    assert (run.numbers("done"), run.numbers("dispatched"), run.numbers("queued")) == (
+        [11],
+        [12],
+        [13],
+    )
     thread = fake_slack.replies(plan)
     assert any("#12" in m.text for m in thread), [m.text for m in thread]
 
 
-async def test_a_batch_with_a_cycle_is_refused_with_a_comment_naming_it(app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack) -> None:
+async def test_a_batch_with_a_cycle_is_refused_with_a_comment_naming_it(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
     fake_github.add_issue(REPO, 21, title="A", body="Depends on #22.")
     fake_github.add_issue(REPO, 22, title="B", body="Depends on #21.")
-    await deliver(app, fake_github, "issue_comment", comment_payload(21, "/dispatch force #21 #22", MAINTAINER, 9200))
+    await deliver(
+        app,
+        fake_github,
+        "issue_comment",
+        comment_payload(21, "/dispatch force #21 #22", MAINTAINER, 9200),
+    )
     assert await slack_messages(fake_slack, 1, timeout=0.5) == []
     [refusal] = [b for b in bot_comment_bodies(fake_github, 21) if "cannot be planned" in b]
     assert "#21 -> #22 -> #21" in refusal or "#22 -> #21 -> #22" in refusal

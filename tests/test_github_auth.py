@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bot.github import GitHubFactory, GitHubRequestError
 from bot.github.auth import AppCredentials, InstallationTokenCache
-from bot.metrics import Metrics
+from bot.observability.metrics import Metrics
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 

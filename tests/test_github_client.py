@@ -8,10 +8,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.actions import ActionLog
 from bot.github import GitHubClient, GitHubFactory, GraphQLError
 from bot.github.client import web_url
-from bot.metrics import Metrics
+from bot.observability.metrics import Metrics
+from bot.store.actions import ActionLog
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub, graphql
 

@@ -10,7 +10,7 @@ import pytest
 from bot.errors import PermanentError, RetryLater
 from bot.github import GitHubClient, GitHubFactory, GitHubRequestError, GitHubUnavailable
 from bot.github.faults import RateGate, RetryPolicy, Verdict, classify
-from bot.metrics import Metrics
+from bot.observability.metrics import Metrics
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 

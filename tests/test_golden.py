@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.artifacts import ArtifactRef
-from bot.config import RepoConfig
+from bot.config.repo import RepoConfig
 from bot.mirror.importer import import_file
 from bot.mirror.prs import find_existing_prs
 from bot.mirror.related import find_related
-from bot.mirror.store import MirrorStore
-from bot.prompt import PromptInput, RelatedContext, Renderer
+from bot.store.artifacts import ArtifactRef
+from bot.store.mirror import MirrorStore
 from bot.triage.engine import decide
-from bot.triage_job import RELATED_IN_PROMPT, comment_context, why_related
+from bot.triage.job import RELATED_IN_PROMPT, comment_context, why_related
+from bot.triage.render import PromptInput, RelatedContext, Renderer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GOLDEN = Path(__file__).parent / "golden"
@@ -44,15 +44,30 @@ def check_golden(name: str, text: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)
     assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 to accept)"
+    assert text == path.read_text(), (
+        f"{name} differs from its golden file (UPDATE_GOLDEN=1 to accept)"
+    )
 
 
 @pytest.mark.parametrize(("name", "export", "repo", "number", "verdict", "mode"), CASES)
-def test_rendered_comment_and_prompt_match_golden_files(mirror: MirrorStore, name: str, export: str, repo: str, number: int, verdict: str | None, mode: str | None) -> None:
+def test_rendered_comment_and_prompt_match_golden_files(
+    mirror: MirrorStore,
+    name: str,
+    export: str,
+    repo: str,
+    number: int,
+    verdict: str | None,
+    mode: str | None,
+) -> None:
     issue = mirror.get_issue(repo, number)
     assert issue is not None
     config = RepoConfig()
-    decision = decide(issue, config.triage, existing_prs=find_existing_prs(mirror, issue), related=find_related(mirror, issue, limit=10))
+    decision = decide(
+        issue,
+        config.triage,
+        existing_prs=find_existing_prs(mirror, issue),
+        related=find_related(mirror, issue, limit=10),
+    )
     if verdict:
         assert decision.verdict == verdict
     if mode:
@@ -63,10 +78,20 @@ def test_rendered_comment_and_prompt_match_golden_files(mirror: MirrorStore, nam
             issue=issue,
             decision=decision,
             config=config,
-            related=[RelatedContext(ref=r, issue=mirror.get_issue(repo, r.number), why=why_related(r)) for r in decision.related[:RELATED_IN_PROMPT]],
+            related=[
+                RelatedContext(ref=r, issue=mirror.get_issue(repo, r.number), why=why_related(r))
+                for r in decision.related[:RELATED_IN_PROMPT]
+            ],
         )
     )
-    artifact = ArtifactRef(repo=repo, number=number, version=3, sha256="0" * 64, size=len(prompt.text), created_at=1_800_000_000.0)
+    artifact = ArtifactRef(
+        repo=repo,
+        number=number,
+        version=3,
+        sha256="0" * 64,
+        size=len(prompt.text),
+        created_at=1_800_000_000.0,
+    )
     comment = renderer.comment(
         comment_context(
             decision,

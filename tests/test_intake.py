@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.intake import Rejection, signature_for, verify_signature
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.web.intake import Rejection, signature_for, verify_signature
 from tests.service_fixtures import WEBHOOK_SECRET, delivery_rows, example, send, settled, signed
 
 GITHUB_VECTOR_SECRET = "It's a Secret to Everybody"
@@ -19,7 +19,9 @@ def test_github_published_signature_vector() -> None:
     assert signature_for(GITHUB_VECTOR_SECRET, GITHUB_VECTOR_PAYLOAD) == GITHUB_VECTOR_SIGNATURE
     verify_signature(GITHUB_VECTOR_SECRET, GITHUB_VECTOR_PAYLOAD, GITHUB_VECTOR_SIGNATURE)
     with pytest.raises(Rejection):
-        verify_signature(GITHUB_VECTOR_SECRET, GITHUB_VECTOR_PAYLOAD + b" ", GITHUB_VECTOR_SIGNATURE)
+        verify_signature(
+            GITHUB_VECTOR_SECRET, GITHUB_VECTOR_PAYLOAD + b" ", GITHUB_VECTOR_SIGNATURE
+        )
 
 
 EXAMPLES = [
@@ -35,7 +37,9 @@ EXAMPLES = [
 
 
 @pytest.mark.parametrize(("event", "name"), EXAMPLES)
-async def test_real_example_payloads_are_accepted_stored_and_routed(bot_client, settings: Settings, event: str, name: str) -> None:
+async def test_real_example_payloads_are_accepted_stored_and_routed(
+    bot_client, settings: Settings, event: str, name: str
+) -> None:
     status, answer, delivery = await send(bot_client, event, example(name))
     assert status == (200 if event == "ping" else 202), answer
     rows = await settled(settings.db, [delivery])
@@ -49,21 +53,32 @@ async def test_real_example_payloads_are_accepted_stored_and_routed(bot_client, 
         assert row["subject"] == f"{payload['repository']['full_name']}#{number}"
 
 
-async def test_ping_and_installation_are_routed_to_a_handler(bot_client, settings: Settings) -> None:
-    ids = [(await send(bot_client, e, example(n)))[2] for e, n in [("ping", "ping"), ("installation", "installation.created")]]
+async def test_ping_and_installation_are_routed_to_a_handler(
+    bot_client, settings: Settings
+) -> None:
+    ids = [
+        (await send(bot_client, e, example(n)))[2]
+        for e, n in [("ping", "ping"), ("installation", "installation.created")]
+    ]
     rows = await settled(settings.db, ids)
     assert {r["status"] for r in rows.values()} == {"done"}
 
 
-async def test_unknown_event_is_recorded_as_ignored_not_an_error(bot_client, settings: Settings) -> None:
-    status, _, delivery = await send(bot_client, "sponsorship", {"action": "created", "sponsorship": {}})
+async def test_unknown_event_is_recorded_as_ignored_not_an_error(
+    bot_client, settings: Settings
+) -> None:
+    status, _, delivery = await send(
+        bot_client, "sponsorship", {"action": "created", "sponsorship": {}}
+    )
     assert status == 202
     rows = await settled(settings.db, [delivery])
     assert rows[delivery]["status"] == "ignored"
     assert rows[delivery]["last_error"] is None
 
 
-async def test_same_delivery_id_twice_is_a_duplicate_and_processed_once(bot_client, settings: Settings) -> None:
+async def test_same_delivery_id_twice_is_a_duplicate_and_processed_once(
+    bot_client, settings: Settings
+) -> None:
     payload = example("issues.opened")
     first = await send(bot_client, "issues", payload, delivery="dup-1")
     second = await send(bot_client, "issues", payload, delivery="dup-1")
@@ -103,7 +118,9 @@ async def test_sha1_only_signature_is_refused(bot_client, settings: Settings) ->
 
     body, headers = signed("issues", example("issues.opened"))
     del headers["X-Hub-Signature-256"]
-    headers["X-Hub-Signature"] = "sha1=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    headers["X-Hub-Signature"] = (
+        "sha1=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    )
     status, _ = await _post(bot_client, body, headers)
     assert status == 401
     assert delivery_rows(settings.db) == []
@@ -150,7 +167,9 @@ async def test_invalid_utf8_is_400(bot_client, settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("header", ["X-GitHub-Event", "X-GitHub-Delivery"])
-async def test_missing_event_or_delivery_header_is_400(bot_client, settings: Settings, header: str) -> None:
+async def test_missing_event_or_delivery_header_is_400(
+    bot_client, settings: Settings, header: str
+) -> None:
     body, headers = signed("issues", example("issues.opened"))
     del headers[header]
     status, answer = await _post(bot_client, body, headers)
@@ -172,7 +191,7 @@ async def test_health_readiness_and_metrics(bot_client, settings: Settings) -> N
 
 
 async def test_readiness_fails_when_workers_are_not_running(bot_client) -> None:
-    from bot.web import POOL
+    from bot.web.app import POOL
 
     await bot_client.app[POOL].stop()
     response = await bot_client.get("/readyz")

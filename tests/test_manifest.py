@@ -6,8 +6,8 @@ from typing import Any
 
 from gidgethub import routing
 
-from bot.registration import APP_MANIFEST, load_manifest
-from bot.routing import build_router
+from bot.delivery.routing import build_router
+from bot.web.setup import APP_MANIFEST, load_manifest
 
 # Sent to every webhook (ping) or to every App (installation changes): never listed.
 IMPLICIT_EVENTS = {"ping", "installation", "installation_repositories"}

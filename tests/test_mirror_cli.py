@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.mirror.store import MirrorStore
+from bot.cli.main import main
 from bot.models import Comment, Issue, TimelineEvent
+from bot.store.mirror import MirrorStore
 
 REPO = "octo/widgets"
 

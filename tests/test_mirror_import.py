@@ -9,7 +9,7 @@ import pytest
 
 from bot.mirror.formats import ImportFormatError
 from bot.mirror.importer import import_file
-from bot.mirror.store import MirrorStore
+from bot.store.mirror import MirrorStore
 
 DATA = Path("/work/shared/data")
 REPO = "octo/widgets"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.mirror.prs import branch_issue_numbers, closing_targets, find_existing_prs
-from bot.mirror.store import MirrorStore
 from bot.models import Issue, TimelineEvent
+from bot.store.mirror import MirrorStore
 
 REPO = "octo/widgets"
 

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.mirror.related import error_signatures, find_related, search_issues
-from bot.mirror.store import MirrorStore
 from bot.models import Comment, Issue
+from bot.store.mirror import MirrorStore
 
 REPO = "octo/widgets"
 BOILERPLATE = "### System Info\nplatform linux, python 3.11\n### Who can help?\n@maintainers\n"

@@ -10,8 +10,8 @@ import pytest
 
 from bot.github import GitHubFactory
 from bot.mirror.prs import find_existing_prs
-from bot.mirror.store import MirrorStore
 from bot.mirror.sync import backfill
+from bot.store.mirror import MirrorStore
 from tests.fakegithub import FakeGitHub
 
 REPO = "octo/widgets"

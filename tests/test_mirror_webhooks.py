@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from gidgethub import sansio
 
-from bot.handlers.mirror import router
+from bot.mirror.handlers import router
 from bot.mirror.prs import find_existing_prs
 from bot.mirror.related import find_related
-from bot.mirror.store import MirrorStore
 from bot.mirror.webhooks import apply_event
+from bot.store.mirror import MirrorStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 REPO = "Codertocat/Hello-World"

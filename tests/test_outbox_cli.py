@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.notify.cli import register
+from bot.cli.outbox import register
 from bot.notify.outbox import Outbox
 from bot.notify.slack import text_reply_message
 
 
 def cli(db: Path, *argv: str) -> int:
-    # Until bot/cli.py registers these commands, build the same shape of parser.
+    # Until bot/cli/main.py registers these commands, build the same shape of parser.
     parser = argparse.ArgumentParser(prog="agent-dispatch")
     parser.add_argument("--db", type=Path)
     register(parser.add_subparsers(dest="command", required=True))

@@ -14,9 +14,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.config.settings import Settings
 from bot.github import GitHubFactory
-from bot.metrics import Metrics
-from bot.registration import (
+from bot.observability.metrics import Metrics
+from bot.service import create_app
+from bot.web.setup import (
     PRIVATE_KEY_FILE,
     REGISTRATION,
     PendingStates,
@@ -25,8 +27,6 @@ from bot.registration import (
     new_app_url,
     updated_env,
 )
-from bot.service import create_app
-from bot.settings import Settings
 from tests import service_fixtures
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub

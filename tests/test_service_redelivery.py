@@ -8,15 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.inbox import Inbox, describe
+from bot.delivery.inbox import Inbox, describe
 from bot.service import create_app
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 from tests.service_fixtures import example
 
 
-async def test_on_start_failed_deliveries_missing_from_the_inbox_are_redelivered(aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path) -> None:
-    settings = fake_github.settings(db=tmp_path / "bot.sqlite3", workers=1, redelivery_interval_minutes=60)
+async def test_on_start_failed_deliveries_missing_from_the_inbox_are_redelivered(
+    aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    settings = fake_github.settings(
+        db=tmp_path / "bot.sqlite3", workers=1, redelivery_interval_minutes=60
+    )
     # Our inbox already has one of the two failed deliveries (GitHub timed out after we stored it).
     stored = fake_github.add_delivery("guid-stored", status_code=504)
     missing = fake_github.add_delivery("guid-missing", status_code=502)
@@ -24,7 +28,9 @@ async def test_on_start_failed_deliveries_missing_from_the_inbox_are_redelivered
 
     inbox = Inbox(settings.db)
     body = json.dumps(example("ping")).encode()
-    assert await inbox.add(describe("ping", example("ping"), "guid-stored", body, now=time.time(), delay=0))
+    assert await inbox.add(
+        describe("ping", example("ping"), "guid-stored", body, now=time.time(), delay=0)
+    )
     await inbox.close()
 
     await aiohttp_client(await create_app(settings, github_policy=FAST_RETRIES))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.actions import ActionLog
-from bot.batch import BatchIssue, plan_batch
-from bot.config import RepoConfig
+from bot.config.repo import RepoConfig
+from bot.config.settings import Settings
+from bot.dispatch.planner import BatchIssue, plan_batch
 from bot.notify.outbox import (
     DeliveryReport,
     Outbox,
@@ -32,8 +32,8 @@ from bot.notify.slack import (
     make_client,
     pr_reply_message,
 )
-from bot.prompt import PromptTemplateError, Renderer
-from bot.settings import Settings
+from bot.store.actions import ActionLog
+from bot.triage.render import PromptTemplateError, Renderer
 from tests.fakeslack import TOKEN, FakeSlack
 
 REPO = "octo/widgets"

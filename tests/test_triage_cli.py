@@ -8,27 +8,50 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.artifacts import ArtifactStore, LinkSigner
-from bot.cli import main
+from bot.cli.main import main
+from bot.store.artifacts import ArtifactStore, LinkSigner
 from tests.fakegithub import FakeGitHub
 from tests.service_fixtures import DATA, REPO, labeled, real_issue, seed, send, settled
 
-CONTRACT_FIELDS = {"repo", "number", "verdict", "actionable", "score", "signals", "hardware", "existing_prs", "related", "priority", "mode"}
+CONTRACT_FIELDS = {
+    "repo",
+    "number",
+    "verdict",
+    "actionable",
+    "score",
+    "signals",
+    "hardware",
+    "existing_prs",
+    "related",
+    "priority",
+    "mode",
+}
 
 
-def test_offline_triage_prints_the_contract_json_and_writes_the_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_offline_triage_prints_the_contract_json_and_writes_the_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "m.sqlite3")
     assert main(["--db", db, "issues", "import", str(DATA / "peft.export.json")]) == 0
     capsys.readouterr()
     prompt = tmp_path / "issue-436.md"
-    assert main(["--db", db, "triage", "--offline", "436", "--json", "--prompt-out", str(prompt)]) == 0
+    assert (
+        main(["--db", db, "triage", "--offline", "436", "--json", "--prompt-out", str(prompt)]) == 0
+    )
     decision = json.loads(capsys.readouterr().out)
     assert set(decision) >= CONTRACT_FIELDS
-    assert (decision["repo"], decision["number"], decision["verdict"], decision["actionable"]) == ("huggingface/peft", 436, "actionable", True)
+    assert (decision["repo"], decision["number"], decision["verdict"], decision["actionable"]) == (
+        "huggingface/peft",
+        436,
+        "actionable",
+        True,
+    )
     assert "## 1. Setup" in prompt.read_text() and "## 9. Launch command" in prompt.read_text()
 
 
-def test_offline_triage_explains_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_offline_triage_explains_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "m.sqlite3")
     assert main(["--db", db, "triage", "--offline", "1"]) == 2
     assert "no issues" in capsys.readouterr().err
@@ -40,7 +63,12 @@ def test_offline_triage_explains_what_is_missing(tmp_path: Path, capsys: pytest.
     assert "not in the mirror" in capsys.readouterr().err
 
 
-def test_live_dry_run_triage_reads_github_and_records_the_comment(fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_dry_run_triage_reads_github_and_records_the_comment(
+    fake_github: FakeGitHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     settings = fake_github.settings()
     monkeypatch.chdir(tmp_path)
@@ -54,8 +82,14 @@ def test_live_dry_run_triage_reads_github_and_records_the_comment(fake_github: F
     db = str(tmp_path / "live.sqlite3")
     assert main(["--db", db, "triage", f"{REPO}#{number}", "--dry-run", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["verdict"] == "actionable" and result["recorded_not_sent"] is True and result["comment"] == "created"
-    assert fake_github.comments_of(REPO, number) == [c for c in fake_github.comments_of(REPO, number) if c["user"]["type"] != "Bot"]
+    assert (
+        result["verdict"] == "actionable"
+        and result["recorded_not_sent"] is True
+        and result["comment"] == "created"
+    )
+    assert fake_github.comments_of(REPO, number) == [
+        c for c in fake_github.comments_of(REPO, number) if c["user"]["type"] != "Bot"
+    ]
     assert main(["--db", db, "actions", "list"]) == 0
     assert "create_comment" in capsys.readouterr().out
     assert main(["--db", db, "artifacts", "list"]) == 0
@@ -65,10 +99,16 @@ def test_live_dry_run_triage_reads_github_and_records_the_comment(fake_github: F
     assert main(["--db", db, "artifacts", "get", f"{REPO}#{number}", "--version", "9"]) == 2
 
 
-async def test_verdict_labels_follow_the_verdict_when_enabled(app_client: TestClient, fake_github: FakeGitHub, services_db: Path) -> None:
-    fake_github.set_file(REPO, ".github/agent-dispatch.yml", "labels:\n  apply_verdict_labels: true\n")
+async def test_verdict_labels_follow_the_verdict_when_enabled(
+    app_client: TestClient, fake_github: FakeGitHub, services_db: Path
+) -> None:
+    fake_github.set_file(
+        REPO, ".github/agent-dispatch.yml", "labels:\n  apply_verdict_labels: true\n"
+    )
     number = seed(fake_github, real_issue("peft.export.json", 436))
-    _, _, delivery = await send(app_client, "issues", labeled(number), secret=fake_github.webhook_secret)
+    _, _, delivery = await send(
+        app_client, "issues", labeled(number), secret=fake_github.webhook_secret
+    )
     await settled(services_db, [delivery])
     assert "agent: actionable" in fake_github.labels_of(REPO, number)
 
@@ -87,4 +127,6 @@ def test_directory_store_keeps_versions_as_files_and_links_expire(tmp_path: Path
     assert signer.valid(second.path, query["expires"], query["sig"], now=1_999)
     assert not signer.valid(second.path, query["expires"], query["sig"], now=2_001)
     assert not signer.valid(first.path, query["expires"], query["sig"], now=1_999)
-    assert not LinkSigner("another-secret", "https://x").valid(second.path, query["expires"], query["sig"], now=1_999)
+    assert not LinkSigner("another-secret", "https://x").valid(
+        second.path, query["expires"], query["sig"], now=1_999
+    )

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient
 
-from bot.web import SERVICES
+from bot.web.app import SERVICES
 from tests.fakegithub import FakeGitHub
 from tests.service_fixtures import REPO, labeled, real_issue, seed, send, settled
 
@@ -17,9 +17,13 @@ def bot_comments(fake: FakeGitHub, number: int) -> list[dict[str, Any]]:
     return [c for c in fake.comments_of(REPO, number) if c["user"]["type"] == "Bot"]
 
 
-async def test_agent_ready_label_gives_one_comment_whose_link_downloads_the_prompt(app_client: TestClient, fake_github: FakeGitHub) -> None:
+async def test_agent_ready_label_gives_one_comment_whose_link_downloads_the_prompt(
+    app_client: TestClient, fake_github: FakeGitHub
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
-    status, _, delivery = await send(app_client, "issues", labeled(number), secret=fake_github.webhook_secret)
+    status, _, delivery = await send(
+        app_client, "issues", labeled(number), secret=fake_github.webhook_secret
+    )
     assert status == 202
     rows = await settled(app_client.app[SERVICES].settings.db, [delivery])
     assert rows[delivery]["status"] == "done", rows[delivery]["last_error"]
@@ -42,17 +46,28 @@ async def test_agent_ready_label_gives_one_comment_whose_link_downloads_the_prom
     assert (await app_client.get(url.path)).status == 404
 
 
-async def test_second_and_third_deliveries_edit_the_comment_instead_of_adding_one(app_client: TestClient, fake_github: FakeGitHub) -> None:
+async def test_second_and_third_deliveries_edit_the_comment_instead_of_adding_one(
+    app_client: TestClient, fake_github: FakeGitHub
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     db = app_client.app[SERVICES].settings.db
     for _ in range(2):
-        _, _, delivery = await send(app_client, "issues", labeled(number), secret=fake_github.webhook_secret)
+        _, _, delivery = await send(
+            app_client, "issues", labeled(number), secret=fake_github.webhook_secret
+        )
         await settled(db, [delivery])
     assert len(bot_comments(fake_github, number)) == 1
     assert not fake_github.requests_to("PATCH", "/comments/"), "same text: no PATCH"
 
-    fake_github.add_comment(REPO, number, "Still fails on main with `RuntimeError: size mismatch` in peft/tuners/lora.py", user="someone")
-    _, _, delivery = await send(app_client, "issues", labeled(number), secret=fake_github.webhook_secret)
+    fake_github.add_comment(
+        REPO,
+        number,
+        "Still fails on main with `RuntimeError: size mismatch` in peft/tuners/lora.py",
+        user="someone",
+    )
+    _, _, delivery = await send(
+        app_client, "issues", labeled(number), secret=fake_github.webhook_secret
+    )
     await settled(db, [delivery])
     assert len(bot_comments(fake_github, number)) == 1
     assert len(fake_github.requests_to("POST", f"/issues/{number}/comments")) == 1
@@ -61,12 +76,28 @@ async def test_second_and_third_deliveries_edit_the_comment_instead_of_adding_on
     assert [v.version for v in versions] == [2, 1]  # the old prompt is kept
 
 
-async def test_labels_from_bots_and_other_labels_trigger_nothing(app_client: TestClient, fake_github: FakeGitHub) -> None:
+async def test_labels_from_bots_and_other_labels_trigger_nothing(
+    app_client: TestClient, fake_github: FakeGitHub
+) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     db = app_client.app[SERVICES].settings.db
     ids = [
-        (await send(app_client, "issues", labeled(number, sender_type="Bot"), secret=fake_github.webhook_secret))[2],
-        (await send(app_client, "issues", labeled(number, label="bug"), secret=fake_github.webhook_secret))[2],
+        (
+            await send(
+                app_client,
+                "issues",
+                labeled(number, sender_type="Bot"),
+                secret=fake_github.webhook_secret,
+            )
+        )[2],
+        (
+            await send(
+                app_client,
+                "issues",
+                labeled(number, label="bug"),
+                secret=fake_github.webhook_secret,
+            )
+        )[2],
     ]
     await settled(db, ids)
     assert bot_comments(fake_github, number) == []

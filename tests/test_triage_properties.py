@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.config.triage import TriageRules
 from bot.models import Comment, ExistingPR, Issue, RelatedIssue
-from bot.triage.config import TriageRules
 from bot.triage.engine import decide
 
 RULES = TriageRules(maintainers=["maint"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from bot.config.triage import DEFAULT_WEIGHTS, TriageRules
 from bot.models import Comment, ExistingPR, Issue, RelatedIssue
-from bot.triage.config import DEFAULT_WEIGHTS, TriageRules
 from bot.triage.engine import decide
 
 RULES = TriageRules(maintainers=["maint"])

@@ -13,16 +13,21 @@ import aiohttp
 import pytest
 from gidgethub import routing, sansio
 
-from bot.context import EventContext, Services
+from bot.delivery.context import EventContext, Services
+from bot.delivery.inbox import Inbox, describe
+from bot.delivery.workers import WorkerPool
 from bot.errors import PermanentError, RetryLater
-from bot.inbox import Inbox, describe
 from bot.service import build_services
-from bot.workers import WorkerPool
 from tests.service_fixtures import delivery_rows, make_settings, settled
 
 
 def issue_payload(number: int, repo: str = "octo/repo", action: str = "edited") -> dict[str, Any]:
-    return {"action": action, "issue": {"number": number}, "repository": {"full_name": repo}, "installation": {"id": 7}}
+    return {
+        "action": action,
+        "issue": {"number": number},
+        "repository": {"full_name": repo},
+        "installation": {"id": 7},
+    }
 
 
 @pytest.fixture
@@ -31,7 +36,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client_session
 
 
-async def run_pool(tmp_path: Path, router: routing.Router, session: aiohttp.ClientSession, *, workers: int = 4, **settings: Any):
+async def run_pool(
+    tmp_path: Path,
+    router: routing.Router,
+    session: aiohttp.ClientSession,
+    *,
+    workers: int = 4,
+    **settings: Any,
+):
     config = make_settings(tmp_path, workers=workers, **settings)
     services = build_services(config, session)
     services.inbox.start()
@@ -39,12 +51,18 @@ async def run_pool(tmp_path: Path, router: routing.Router, session: aiohttp.Clie
     return services, pool
 
 
-async def add(services: Services, event: str, payload: dict[str, Any], delivery: str, delay: float = 0.0) -> None:
+async def add(
+    services: Services, event: str, payload: dict[str, Any], delivery: str, delay: float = 0.0
+) -> None:
     body = json.dumps(payload).encode()
-    assert await services.inbox.add(describe(event, payload, delivery, body, now=time.time(), delay=delay))
+    assert await services.inbox.add(
+        describe(event, payload, delivery, body, now=time.time(), delay=delay)
+    )
 
 
-async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_error(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_error(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
     calls: list[float] = []
 
@@ -53,7 +71,9 @@ async def test_failures_are_retried_with_backoff_then_dead_lettered_with_the_err
         calls.append(time.monotonic())
         raise RuntimeError("GitHub said no")
 
-    services, pool = await run_pool(tmp_path, router, session, max_attempts=3, retry_base_seconds=0.05)
+    services, pool = await run_pool(
+        tmp_path, router, session, max_attempts=3, retry_base_seconds=0.05
+    )
     await add(services, "issues", issue_payload(1), "d1")
     await pool.start()
     rows = await settled(services.settings.db, ["d1"])
@@ -85,7 +105,9 @@ async def test_a_transient_failure_recovers(tmp_path: Path, session: aiohttp.Cli
     await services.inbox.close()
 
 
-async def test_permanent_error_is_dead_lettered_at_once(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_permanent_error_is_dead_lettered_at_once(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
 
     @router.register("issues")
@@ -102,7 +124,9 @@ async def test_permanent_error_is_dead_lettered_at_once(tmp_path: Path, session:
     await services.inbox.close()
 
 
-async def test_retry_later_does_not_use_up_attempts(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_retry_later_does_not_use_up_attempts(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
     calls = []
 
@@ -121,7 +145,9 @@ async def test_retry_later_does_not_use_up_attempts(tmp_path: Path, session: aio
     await services.inbox.close()
 
 
-async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
     running: dict[str, int] = {}
     overlap: list[str] = []
@@ -154,7 +180,9 @@ async def test_two_deliveries_about_one_issue_never_run_at_the_same_time(tmp_pat
     await services.inbox.close()
 
 
-async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
     triages: list[list[str]] = []
     seen: list[str] = []
@@ -180,7 +208,9 @@ async def test_a_burst_about_one_issue_is_coalesced_into_one_deferred_job(tmp_pa
     await services.inbox.close()
 
 
-async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     router = routing.Router()
     handled = []
 
@@ -204,13 +234,18 @@ async def test_deliveries_in_progress_at_a_crash_are_processed_after_restart(tmp
 
 
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
-async def test_group_commit_acknowledges_concurrent_deliveries(tmp_path: Path, synchronous: str) -> None:
+async def test_group_commit_acknowledges_concurrent_deliveries(
+    tmp_path: Path, synchronous: str
+) -> None:
     inbox = Inbox(tmp_path / "inbox.sqlite3", synchronous=synchronous)
     inbox.start()
     payload = issue_payload(1)
     body = json.dumps(payload).encode()
     results = await asyncio.gather(
-        *(inbox.add(describe("issues", payload, f"g{i}", body, now=time.time(), delay=0)) for i in range(200)),
+        *(
+            inbox.add(describe("issues", payload, f"g{i}", body, now=time.time(), delay=0))
+            for i in range(200)
+        ),
         inbox.add(describe("issues", payload, "g0", body, now=time.time(), delay=0)),
     )
     assert sum(results) == 200  # the repeated id is refused, every other one stored

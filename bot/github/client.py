@@ -23,7 +23,7 @@ import gidgethub.aiohttp
 from cachetools import LRUCache
 from gidgethub import QueryError, apps
 
-from bot.actions import ActionLog
+from bot.config.settings import Settings
 from bot.errors import PermanentError, RetryLater
 from bot.github.auth import (
     AppCredentials,
@@ -39,8 +39,8 @@ from bot.github.faults import (
     RetryPolicy,
     classify,
 )
-from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.observability.metrics import Metrics
+from bot.store.actions import ActionLog
 
 if TYPE_CHECKING:
     Log = logging.Logger | logging.LoggerAdapter[Any]

@@ -102,7 +102,11 @@ async def keep_catching_up(
             asked = await catch_up(factory.app_client(), known_guids, since=since)
             if asked:
                 log.warning("asked GitHub to redeliver %d failed deliveries", len(asked))
-            since = started - timedelta(minutes=interval_minutes)  # overlap: nothing slips between scans
+            since = started - timedelta(
+                minutes=interval_minutes
+            )  # overlap: nothing slips between scans
         except Exception:  # a bad scan must not stop the next one
-            log.exception("redelivery catch-up failed; trying again in %d minutes", interval_minutes)
+            log.exception(
+                "redelivery catch-up failed; trying again in %d minutes", interval_minutes
+            )
         await asyncio.sleep(interval_minutes * 60)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.mirror.formats import ImportFormatError, parse_coordinator_export, parse_rest_lines
-from bot.mirror.store import MirrorStore
 from bot.models import Issue
+from bot.store.mirror import MirrorStore
 
 
 def _lines(handle: IO[str], first: str) -> Iterator[str]:

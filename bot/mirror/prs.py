@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot.models import ExistingPR, Issue, PRState
 
 if TYPE_CHECKING:
-    from bot.mirror.store import MirrorStore
+    from bot.store.mirror import MirrorStore
 
 FOUND_BY_ORDER = ("closing-keyword", "timeline", "title", "branch")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from bot.models import Issue, RelatedIssue
 
 if TYPE_CHECKING:
-    from bot.mirror.store import MirrorStore
+    from bot.store.mirror import MirrorStore
 
 # Bounds on what one issue contributes to the index (a pasted 1 MB log is not 1 MB of signal).
 BODY_CHARS = 20_000

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.mirror.formats import _when
-from bot.mirror.store import MirrorStore
 from bot.models import REACTION_NAMES, Comment, Issue, TimelineEvent
+from bot.store.mirror import MirrorStore
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 from typing import Any
 
 from bot.mirror.formats import ImportFormatError, _when, rest_comment, rest_issue
-from bot.mirror.store import MirrorStore
 from bot.models import TimelineEvent
+from bot.store.mirror import MirrorStore
 
 log = logging.getLogger(__name__)
 

@@ -1,2 +1,2 @@
 """Notifications: Slack messages (bot.notify.slack) sent through a durable outbox
-(bot.notify.outbox), with `outbox list|retry` commands (bot.notify.cli)."""
+(bot.notify.outbox), with `outbox list|retry` commands (bot.cli.outbox)."""

@@ -28,10 +28,9 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import ActionLog
-from bot.db import connect
+from bot.config.settings import Settings
+from bot.delivery.inbox import backoff_delay
 from bot.errors import PermanentError, RetryLater
-from bot.inbox import backoff_delay
 from bot.notify.slack import (
     DEFAULT_POLICY,
     DispatchNotice,
@@ -41,7 +40,8 @@ from bot.notify.slack import (
     dispatch_message,
     retry_after_seconds,
 )
-from bot.settings import Settings
+from bot.store.actions import ActionLog
+from bot.store.db import connect
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.batch import BatchPlan
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.dispatch.planner import BatchPlan
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from bot.config.triage import TriageRules
 from bot.models import (
     ExistingPR,
     Issue,
@@ -20,7 +21,6 @@ from bot.models import (
     TriageDecision,
     Verdict,
 )
-from bot.triage.config import TriageRules
 from bot.triage.discussion import Thread, labelled_duplicate_target, thread_findings
 from bot.triage.hardware import HardwareNeed, detect_hardware
 from bot.triage.signals import (

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.triage.config import TriageRules
+from bot.config.triage import TriageRules
 from bot.triage.text import Part, Prepared, snippet
 
 MAX_MATCHES_PER_PART = 20

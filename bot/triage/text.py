@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.config.triage import TriageRules
 from bot.models import Comment, Issue
-from bot.triage.config import TriageRules
 
 Role = Literal["maintainer", "author", "unknown", "other"]
 

@@ -218,7 +218,7 @@ class FakeGitHub(ThreadedServer):
 
     def settings(self, **overrides: Any) -> Any:
         """bot Settings pointing at this fake, with the fake App's credentials."""
-        from bot.settings import Settings
+        from bot.config.settings import Settings
 
         values: dict[str, Any] = {
             "webhook_secret": self.webhook_secret,

@@ -1,0 +1,239 @@
+"""`agent-dispatch triage` (offline from the mirror, or live through the App) and `artifacts`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.cli.output import emit, emit_json
+from bot.config.loader import build_config
+from bot.config.repo import RepoConfig
+from bot.mirror.prs import find_existing_prs
+from bot.mirror.related import find_related
+from bot.models import TriageDecision
+from bot.store.artifacts import ArtifactStore
+from bot.store.mirror import MirrorStore
+from bot.triage.engine import decide
+from bot.triage.job import RELATED_IN_PROMPT, why_related
+from bot.triage.render import PromptInput, RelatedContext, Renderer
+
+ISSUE_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"agent-dispatch: {message}\n")
+    return 2
+
+
+def _db(args: argparse.Namespace) -> Path:
+    from bot.cli.main import load_settings
+
+    return load_settings(args).db
+
+
+def _local_config(path: Path | None) -> tuple[RepoConfig, tuple[str, ...]]:
+    if path is None:
+        return RepoConfig(), ()
+    loaded = build_config(None, (str(path), path.read_text()))
+    return loaded.config, loaded.errors
+
+
+def _decision_lines(decision: TriageDecision) -> list[str]:
+    lines = [
+        f"{decision.repo}#{decision.number}: {decision.verdict} (score {decision.score:.2f}, mode {decision.mode})",
+        f"  {decision.summary}",
+    ]
+    lines += [f"  {s.weight:+.2f} {s.name}: {s.evidence}" for s in decision.signals]
+    if decision.hardware:
+        lines.append(f"  hardware: {', '.join(decision.hardware)}")
+    lines.append(
+        "  existing PRs: "
+        + (
+            ", ".join(f"#{p.number} ({p.state}, {p.found_by})" for p in decision.existing_prs)
+            or "none found"
+        )
+    )
+    lines.append(
+        "  related: "
+        + (
+            ", ".join(f"#{r.number} ({r.state}, {r.score:.2f})" for r in decision.related[:5])
+            or "none"
+        )
+    )
+    lines += [f"  missing: {m}" for m in decision.missing]
+    return lines
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    if args.offline:
+        return triage_offline(args)
+    match = ISSUE_REF.match(args.target)
+    if not match:
+        return _fail(f"expected OWNER/NAME#N, got {args.target!r} (or use --offline NUMBER)")
+    return asyncio.run(triage_live(args, match.group(1), int(match.group(2))))
+
+
+def triage_offline(args: argparse.Namespace) -> int:
+    if not args.target.isdigit():
+        return _fail(f"--offline takes an issue number, got {args.target!r}")
+    store = MirrorStore(_db(args))
+    repos = store.repos()
+    repo = args.repo or (repos[0] if len(repos) == 1 else None)
+    if repo is None:
+        return _fail(
+            "the mirror holds "
+            + (
+                f"several repositories ({', '.join(repos)}): pass --repo"
+                if repos
+                else "no issues: run `issues import` or `sync` first"
+            )
+        )
+    issue = store.get_issue(repo, int(args.target))
+    if issue is None:
+        return _fail(f"{repo}#{args.target} is not in the mirror")
+    config, errors = _local_config(args.config)
+    for error in errors:
+        sys.stderr.write(f"agent-dispatch: config ignored: {error}\n")
+    decision = decide(
+        issue,
+        config.triage,
+        existing_prs=find_existing_prs(store, issue),
+        related=find_related(store, issue, limit=10),
+    )
+    if args.prompt_out:
+        rendered = Renderer().prompt(
+            PromptInput(
+                issue=issue,
+                decision=decision,
+                config=config,
+                related=[
+                    RelatedContext(ref=r, issue=store.get_issue(repo, r.number), why=why_related(r))
+                    for r in decision.related[:RELATED_IN_PROMPT]
+                ],
+                maintainers=frozenset(config.triage.maintainers),
+            )
+        )
+        args.prompt_out.write_text(rendered.text)
+    if args.json:
+        emit_json(decision.model_dump(mode="json"))
+    else:
+        for line in _decision_lines(decision):
+            emit(line)
+        if args.prompt_out:
+            emit(f"  prompt written to {args.prompt_out} ({len(rendered.text)} characters)")
+    return 0
+
+
+async def triage_live(args: argparse.Namespace, repo: str, number: int) -> int:
+    import aiohttp
+
+    from bot.cli.main import load_settings
+    from bot.service import build_services
+    from bot.triage.job import TriageJob
+
+    settings = load_settings(args)
+    settings.require_webhook_secret()
+    async with aiohttp.ClientSession() as session:
+        services = build_services(settings, session, record_writes=args.dry_run)
+        if settings.dry_run:
+            gh = await services.github.for_installation(
+                0, idempotency_prefix=f"cli-{datetime.now(UTC).timestamp()}"
+            )
+        else:
+            installation = await services.github.app_client().get_repo_installation(repo)
+            gh = await services.github.for_installation(
+                int(installation["id"]), idempotency_prefix=f"cli-{datetime.now(UTC).timestamp()}"
+            )
+        loaded = await services.configs.load(gh, repo)
+        outcome = await TriageJob(services).run(gh, repo, number, loaded=loaded)
+    result: dict[str, Any] = outcome.decision.model_dump(mode="json") | {
+        "artifact_version": outcome.artifact.version,
+        "artifact_url": outcome.artifact_url,
+        "comment": outcome.comment_action,
+        "recorded_not_sent": settings.dry_run or args.dry_run,
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        for line in _decision_lines(outcome.decision):
+            emit(line)
+        emit(f"  prompt v{outcome.artifact.version}: {outcome.artifact_url}")
+        emit(
+            f"  comment {outcome.comment_action}"
+            + (" (recorded, not sent: see `actions list`)" if result["recorded_not_sent"] else "")
+        )
+    return 0
+
+
+def cmd_artifacts_list(args: argparse.Namespace) -> int:
+    refs = ArtifactStore(_db(args)).list(args.repo, args.number, limit=args.limit)
+    if args.json:
+        emit_json([r.model_dump() for r in refs])
+        return 0
+    if not refs:
+        emit("no artifacts")
+    for r in refs:
+        when = datetime.fromtimestamp(r.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        emit(f"{r.repo}#{r.number} v{r.version}  {r.size:>7} bytes  {when}  sha256:{r.sha256[:12]}")
+    return 0
+
+
+def cmd_artifacts_get(args: argparse.Namespace) -> int:
+    match = ISSUE_REF.match(args.issue)
+    if not match:
+        return _fail(f"expected OWNER/NAME#N, got {args.issue!r}")
+    store = ArtifactStore(_db(args))
+    repo, number = match.group(1), int(match.group(2))
+    version = args.version
+    if version is None:
+        latest = store.latest(repo, number)
+        if latest is None:
+            return _fail(f"no artifact for {args.issue}")
+        version = latest.version
+    text = store.get(repo, number, version)
+    if text is None:
+        return _fail(f"no version {version} for {args.issue}")
+    sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    triage = subparsers.add_parser(
+        "triage", help="triage one issue (offline from the mirror, or live)"
+    )
+    triage.add_argument("target", help="OWNER/NAME#N (live), or an issue number with --offline")
+    triage.add_argument(
+        "--offline", action="store_true", help="decide from the local mirror, no network"
+    )
+    triage.add_argument("--repo", help="OWNER/NAME, with --offline when the mirror holds several")
+    triage.add_argument(
+        "--config", type=Path, help="with --offline: a local agent-dispatch.yml to apply"
+    )
+    triage.add_argument("--json", action="store_true", help="print the decision as JSON")
+    triage.add_argument(
+        "--prompt-out", type=Path, help="with --offline: write the prompt file here"
+    )
+    triage.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="live: read from GitHub, record writes instead of sending",
+    )
+    triage.set_defaults(func=cmd_triage)
+
+    artifacts = subparsers.add_parser("artifacts", help="stored prompt files")
+    sub = artifacts.add_subparsers(dest="artifacts_command", required=True)
+    listing = sub.add_parser("list", help="artifact versions, newest first")
+    listing.add_argument("--repo")
+    listing.add_argument("--number", type=int)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_artifacts_list)
+    get = sub.add_parser("get", help="print one artifact (latest version unless --version)")
+    get.add_argument("issue", help="OWNER/NAME#N")
+    get.add_argument("--version", type=int)
+    get.set_defaults(func=cmd_artifacts_get)

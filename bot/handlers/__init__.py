@@ -1,1 +1,0 @@
-"""Webhook handlers: each module owns a gidgethub Router; bot.routing merges them."""

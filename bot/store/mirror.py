@@ -1,0 +1,594 @@
+"""The SQLite issue mirror: issues, PRs, comments, labels, timeline, full-text index.
+
+Every query the coordinator used to send to GitHub's search API is answered here in
+milliseconds. Tables carry the `mirror_` prefix in the bot's one database file. All
+stored text is untrusted: SQL is parameterised and full-text queries are built by
+`related.fts_phrase` from quoted tokens, so issue text can never be query syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.mirror.prs import issue_references
+from bot.mirror.related import error_signatures, index_text
+from bot.models import Comment, Issue, TimelineEvent
+from bot.store.db import connect
+
+SORT_COLUMNS = {
+    "updated": "i.updated_at DESC",
+    "created": "i.created_at DESC",
+    "comments": "i.comment_count DESC",
+    "reactions": "i.reaction_total DESC",
+    # `issues top`: what people push for (reactions) and talk about (comments).
+    "priority": "(2 * i.reaction_total + i.comment_count) DESC",
+}
+
+# Commit a long import every so many issues: bounded WAL growth, resumable progress.
+BATCH_SIZE = 500
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mirror_issues (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    is_pr INTEGER NOT NULL DEFAULT 0,
+    title TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'open',
+    state_reason TEXT,
+    merged INTEGER,
+    head_ref TEXT,
+    author TEXT,
+    author_association TEXT,
+    created_at TEXT,
+    updated_at TEXT,
+    closed_at TEXT,
+    assignees TEXT NOT NULL DEFAULT '[]',
+    labels TEXT NOT NULL DEFAULT '[]',
+    reactions TEXT NOT NULL DEFAULT '{}',
+    reaction_total INTEGER NOT NULL DEFAULT 0,
+    comment_count INTEGER NOT NULL DEFAULT 0,
+    url TEXT,
+    UNIQUE (repo, number)
+);
+CREATE INDEX IF NOT EXISTS mirror_issues_repo_updated
+    ON mirror_issues (repo, is_pr, state, updated_at);
+CREATE TABLE IF NOT EXISTS mirror_comments (
+    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    comment_id INTEGER,
+    author TEXT,
+    author_association TEXT,
+    author_is_bot INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL DEFAULT '',
+    created_at TEXT,
+    updated_at TEXT,
+    reactions TEXT NOT NULL DEFAULT '{}',
+    url TEXT,
+    PRIMARY KEY (issue_id, position)
+);
+CREATE INDEX IF NOT EXISTS mirror_comments_id ON mirror_comments (comment_id);
+CREATE TABLE IF NOT EXISTS mirror_timeline (
+    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (issue_id, position)
+);
+CREATE TABLE IF NOT EXISTS mirror_labels (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
+    PRIMARY KEY (repo, name, issue_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mirror_labels_issue ON mirror_labels (issue_id);
+CREATE TABLE IF NOT EXISTS mirror_sigs (
+    repo TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
+    PRIMARY KEY (repo, sig, issue_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mirror_sigs_issue ON mirror_sigs (issue_id);
+CREATE TABLE IF NOT EXISTS mirror_refs (
+    source_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
+    target_repo TEXT NOT NULL,
+    target_number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (target_repo, target_number, kind, source_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mirror_refs_source ON mirror_refs (source_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS mirror_fts USING fts5 (
+    title, body, comments,
+    tokenize = "unicode61 remove_diacritics 0 tokenchars '_'"
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS mirror_fts_vocab USING fts5vocab (mirror_fts, 'row');
+CREATE TABLE IF NOT EXISTS mirror_sync (
+    repo TEXT PRIMARY KEY,
+    cursor TEXT,
+    since TEXT,
+    fetched INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT,
+    completed_at TEXT
+);
+"""
+
+
+def _iso(value: datetime | None) -> str | None:
+    """UTC, one format: stored dates sort as strings."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class MirrorStore:
+    """The mirror's tables in the bot database; one connection per store."""
+
+    def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
+        self.path = Path(path)
+        self.conn = connect(self.path, autocheckpoint=autocheckpoint)
+        self.conn.executescript(SCHEMA)
+        # Bumped by every write; related search caches corpus counts against it.
+        self.generation = 0
+        self.corpus_stats: object | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit; nested use joins the outer transaction."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.generation += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- writing -------------------------------------------------------------------
+
+    def upsert_issue(self, issue: Issue) -> None:
+        """Store `issue` whole: its comments and timeline replace the stored ones."""
+        with self.transaction():
+            issue_id = self._write_fields(issue)
+            self._write_comments(issue_id, issue.comments)
+            self._write_timeline(issue_id, issue.timeline)
+            self._reindex(issue_id, issue)
+
+    def upsert_many(self, issues: Iterable[Issue]) -> int:
+        """Store many issues, committing every BATCH_SIZE; returns how many were stored."""
+        count = 0
+        batch: list[Issue] = []
+        for issue in issues:
+            batch.append(issue)
+            if len(batch) >= BATCH_SIZE:
+                count += self._store_batch(batch)
+                batch = []
+        return count + self._store_batch(batch)
+
+    def _store_batch(self, batch: Sequence[Issue]) -> int:
+        with self.transaction():
+            for issue in batch:
+                self.upsert_issue(issue)
+        return len(batch)
+
+    def update_fields(self, issue: Issue) -> None:
+        """Store the issue's own fields, keeping stored comments and timeline (webhooks)."""
+        with self.transaction():
+            issue_id = self._write_fields(issue)
+            self._reindex(issue_id, self._load(issue_id, full=True))
+
+    def upsert_comment(self, repo: str, number: int, comment: Comment) -> bool:
+        """Add or replace one comment (matched by id); False when the issue is not mirrored."""
+        with self.transaction() as conn:
+            issue_id = self._issue_id(repo, number)
+            if issue_id is None:
+                return False
+            row = None
+            if comment.id is not None:
+                row = conn.execute(
+                    "SELECT position FROM mirror_comments WHERE issue_id = ? AND comment_id = ?",
+                    (issue_id, comment.id),
+                ).fetchone()
+            if row is None:
+                position = conn.execute(
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM mirror_comments WHERE issue_id = ?",
+                    (issue_id,),
+                ).fetchone()[0]
+            else:
+                position = row[0]
+            conn.execute(
+                "INSERT OR REPLACE INTO mirror_comments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                self._comment_row(issue_id, position, comment),
+            )
+            self._sync_comment_count(issue_id)
+            self._reindex(issue_id, self._load(issue_id, full=True))
+        return True
+
+    def delete_comment(self, repo: str, number: int, comment_id: int) -> None:
+        with self.transaction() as conn:
+            issue_id = self._issue_id(repo, number)
+            if issue_id is None:
+                return
+            conn.execute(
+                "DELETE FROM mirror_comments WHERE issue_id = ? AND comment_id = ?",
+                (issue_id, comment_id),
+            )
+            self._sync_comment_count(issue_id)
+            self._reindex(issue_id, self._load(issue_id, full=True))
+
+    def add_timeline_event(self, repo: str, number: int, event: TimelineEvent) -> None:
+        with self.transaction() as conn:
+            issue_id = self._issue_id(repo, number)
+            if issue_id is None:
+                return
+            position = conn.execute(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM mirror_timeline WHERE issue_id = ?",
+                (issue_id,),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO mirror_timeline VALUES (?,?,?,?)",
+                (issue_id, position, event.type, event.model_dump_json(exclude_none=True)),
+            )
+
+    def delete_issue(self, repo: str, number: int) -> None:
+        with self.transaction() as conn:
+            issue_id = self._issue_id(repo, number)
+            if issue_id is not None:
+                conn.execute("DELETE FROM mirror_fts WHERE rowid = ?", (issue_id,))
+                conn.execute("DELETE FROM mirror_issues WHERE id = ?", (issue_id,))
+
+    def rename_label(self, repo: str, old: str, new: str | None) -> int:
+        """Rename (or, with new=None, remove) a label on every mirrored item of `repo`."""
+        with self.transaction() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT issue_id FROM mirror_labels WHERE repo = ? AND name = ?", (repo, old)
+                )
+            ]
+            for issue_id in ids:
+                labels = json.loads(
+                    conn.execute(
+                        "SELECT labels FROM mirror_issues WHERE id = ?", (issue_id,)
+                    ).fetchone()[0]
+                )
+                renamed = [new if name == old else name for name in labels if new or name != old]
+                conn.execute(
+                    "UPDATE mirror_issues SET labels = ? WHERE id = ?",
+                    (json.dumps(list(dict.fromkeys(n for n in renamed if n))), issue_id),
+                )
+                conn.execute(
+                    "DELETE FROM mirror_labels WHERE issue_id = ? AND name = ?", (issue_id, old)
+                )
+                if new:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO mirror_labels VALUES (?,?,?)", (repo, new, issue_id)
+                    )
+        return len(ids)
+
+    def _issue_id(self, repo: str, number: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM mirror_issues WHERE repo = ? AND number = ?", (repo, number)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def _write_fields(self, issue: Issue) -> int:
+        values = (
+            int(issue.is_pull_request),
+            issue.title,
+            issue.body,
+            issue.state,
+            issue.state_reason,
+            None if issue.merged is None else int(issue.merged),
+            issue.head_ref,
+            issue.author,
+            issue.author_association,
+            _iso(issue.created_at),
+            _iso(issue.updated_at),
+            _iso(issue.closed_at),
+            json.dumps(issue.assignees),
+            json.dumps(list(dict.fromkeys(issue.labels))),
+            json.dumps(issue.reactions),
+            issue.reaction_total,
+            issue.comment_count,
+            issue.url,
+        )
+        row = self.conn.execute(
+            """INSERT INTO mirror_issues (repo, number, is_pr, title, body, state, state_reason,
+                   merged, head_ref, author, author_association, created_at, updated_at,
+                   closed_at, assignees, labels, reactions, reaction_total, comment_count, url)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT (repo, number) DO UPDATE SET
+                   is_pr = excluded.is_pr, title = excluded.title, body = excluded.body,
+                   state = excluded.state, state_reason = excluded.state_reason,
+                   merged = excluded.merged, head_ref = COALESCE(excluded.head_ref, head_ref),
+                   author = excluded.author, author_association = excluded.author_association,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at,
+                   closed_at = excluded.closed_at, assignees = excluded.assignees,
+                   labels = excluded.labels, reactions = excluded.reactions,
+                   reaction_total = excluded.reaction_total,
+                   comment_count = excluded.comment_count, url = excluded.url
+               RETURNING id""",
+            (issue.repo, issue.number, *values),
+        ).fetchone()
+        issue_id = int(row[0])
+        self.conn.execute("DELETE FROM mirror_labels WHERE issue_id = ?", (issue_id,))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO mirror_labels VALUES (?,?,?)",
+            [(issue.repo, name, issue_id) for name in issue.labels],
+        )
+        return issue_id
+
+    @staticmethod
+    def _comment_row(issue_id: int, position: int, c: Comment) -> tuple[Any, ...]:
+        return (
+            issue_id,
+            position,
+            c.id,
+            c.author,
+            c.author_association,
+            int(c.author_is_bot),
+            c.body,
+            _iso(c.created_at),
+            _iso(c.updated_at),
+            json.dumps(c.reactions),
+            c.url,
+        )
+
+    def _write_comments(self, issue_id: int, comments: Sequence[Comment]) -> None:
+        self.conn.execute("DELETE FROM mirror_comments WHERE issue_id = ?", (issue_id,))
+        self.conn.executemany(
+            "INSERT INTO mirror_comments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [self._comment_row(issue_id, pos, c) for pos, c in enumerate(comments)],
+        )
+
+    def _write_timeline(self, issue_id: int, events: Sequence[TimelineEvent]) -> None:
+        self.conn.execute("DELETE FROM mirror_timeline WHERE issue_id = ?", (issue_id,))
+        self.conn.executemany(
+            "INSERT INTO mirror_timeline VALUES (?,?,?,?)",
+            [
+                (issue_id, pos, e.type, e.model_dump_json(exclude_none=True))
+                for pos, e in enumerate(events)
+            ],
+        )
+
+    def _sync_comment_count(self, issue_id: int) -> None:
+        self.conn.execute(
+            """UPDATE mirror_issues SET comment_count = MAX(comment_count,
+                   (SELECT COUNT(*) FROM mirror_comments WHERE issue_id = ?)) WHERE id = ?""",
+            (issue_id, issue_id),
+        )
+
+    def _reindex(self, issue_id: int, issue: Issue | None) -> None:
+        """Refresh the derived rows: full text, error signatures, references."""
+        conn = self.conn
+        conn.execute("DELETE FROM mirror_fts WHERE rowid = ?", (issue_id,))
+        conn.execute("DELETE FROM mirror_sigs WHERE issue_id = ?", (issue_id,))
+        conn.execute("DELETE FROM mirror_refs WHERE source_id = ?", (issue_id,))
+        if issue is None:
+            return
+        refs = issue_references(issue)
+        conn.executemany(
+            "INSERT OR IGNORE INTO mirror_refs VALUES (?,?,?,?)",
+            [(issue_id, repo, number, kind) for repo, number, kind in refs],
+        )
+        if issue.is_pull_request:
+            return  # related search covers issues only
+        title, body, comments = index_text(issue)
+        conn.execute(
+            "INSERT INTO mirror_fts (rowid, title, body, comments) VALUES (?,?,?,?)",
+            (issue_id, title, body, comments),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO mirror_sigs VALUES (?,?,?)",
+            [(issue.repo, sig, issue_id) for sig in error_signatures(issue)],
+        )
+
+    # --- reading -------------------------------------------------------------------
+
+    def get_issue(self, repo: str, number: int) -> Issue | None:
+        """The issue (or PR) with its comments and timeline."""
+        issue_id = self._issue_id(repo, number)
+        return None if issue_id is None else self._load(issue_id, full=True)
+
+    def get_issues(self, ids: Sequence[int], *, full: bool = False) -> list[Issue]:
+        """Issues by row id, in the order given."""
+        loaded = (self._load(i, full=full) for i in ids)
+        return [issue for issue in loaded if issue is not None]
+
+    def _load(self, issue_id: int, *, full: bool) -> Issue | None:
+        row = self.conn.execute("SELECT * FROM mirror_issues WHERE id = ?", (issue_id,)).fetchone()
+        if row is None:
+            return None
+        issue = self._issue_from_row(row)
+        if full:
+            issue.comments = [
+                Comment(
+                    id=c["comment_id"],
+                    author=c["author"],
+                    author_association=c["author_association"],
+                    author_is_bot=bool(c["author_is_bot"]),
+                    body=c["body"],
+                    created_at=_dt(c["created_at"]),
+                    updated_at=_dt(c["updated_at"]),
+                    reactions=json.loads(c["reactions"]),
+                    url=c["url"],
+                )
+                for c in self.conn.execute(
+                    "SELECT * FROM mirror_comments WHERE issue_id = ? ORDER BY position",
+                    (issue_id,),
+                )
+            ]
+            issue.timeline = [
+                TimelineEvent.model_validate_json(t[0])
+                for t in self.conn.execute(
+                    "SELECT event FROM mirror_timeline WHERE issue_id = ? ORDER BY position",
+                    (issue_id,),
+                )
+            ]
+        return issue
+
+    @staticmethod
+    def _issue_from_row(row: sqlite3.Row) -> Issue:
+        return Issue(
+            repo=row["repo"],
+            number=row["number"],
+            title=row["title"],
+            body=row["body"],
+            state=row["state"],
+            state_reason=row["state_reason"],
+            is_pull_request=bool(row["is_pr"]),
+            merged=None if row["merged"] is None else bool(row["merged"]),
+            head_ref=row["head_ref"],
+            author=row["author"],
+            author_association=row["author_association"],
+            created_at=_dt(row["created_at"]),
+            updated_at=_dt(row["updated_at"]),
+            closed_at=_dt(row["closed_at"]),
+            assignees=json.loads(row["assignees"]),
+            labels=json.loads(row["labels"]),
+            reactions=json.loads(row["reactions"]),
+            comment_count=row["comment_count"],
+            url=row["url"],
+        )
+
+    def list_issues(
+        self,
+        repo: str | None,
+        *,
+        state: str | None = None,
+        label: str | None = None,
+        unlabeled: bool = False,
+        sort: str = "updated",
+        limit: int = 30,
+        pull_requests: bool = False,
+    ) -> list[Issue]:
+        """Issues (not PRs unless asked) without comments, newest first by `sort`."""
+        if sort not in SORT_COLUMNS:
+            raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORT_COLUMNS)}")
+        where = ["i.is_pr = ?"]
+        params: list[Any] = [int(pull_requests)]
+        if repo is not None:
+            where.append("i.repo = ?")
+            params.append(repo)
+        if state is not None:
+            where.append("i.state = ?")
+            params.append(state)
+        if label is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id AND l.name = ?)"
+            )
+            params.append(label)
+        if unlabeled:
+            where.append("NOT EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id)")
+        sql = (
+            f"SELECT * FROM mirror_issues i WHERE {' AND '.join(where)} "
+            f"ORDER BY {SORT_COLUMNS[sort]}, i.number DESC LIMIT ?"
+        )
+        return [self._issue_from_row(r) for r in self.conn.execute(sql, (*params, limit))]
+
+    def repos(self) -> list[str]:
+        return [
+            r[0] for r in self.conn.execute("SELECT DISTINCT repo FROM mirror_issues ORDER BY repo")
+        ]
+
+    def stats(self, repo: str | None) -> dict[str, Any]:
+        """Counts for `issues stats`: by kind and state, comments, top labels, last sync."""
+        # `? IS NULL OR i.repo = ?`: one statement for "all repos" and "one repo".
+        scope = "(? IS NULL OR i.repo = ?)"
+        params = (repo, repo)
+        counts = {
+            f"{'pull_requests' if r[0] else 'issues'}_{r[1]}": r[2]
+            for r in self.conn.execute(
+                f"SELECT i.is_pr, i.state, COUNT(*) FROM mirror_issues i WHERE {scope} GROUP BY 1, 2",
+                params,
+            )
+        }
+        comments = self.conn.execute(
+            f"SELECT COUNT(*) FROM mirror_comments c JOIN mirror_issues i ON i.id = c.issue_id WHERE {scope}",
+            params,
+        ).fetchone()[0]
+        labels = self.conn.execute(
+            f"""SELECT l.name, COUNT(*) AS n FROM mirror_labels l
+                JOIN mirror_issues i ON i.id = l.issue_id WHERE {scope} AND i.is_pr = 0
+                GROUP BY l.name ORDER BY n DESC, l.name LIMIT 15""",
+            params,
+        ).fetchall()
+        newest = self.conn.execute(
+            f"SELECT MAX(i.updated_at) FROM mirror_issues i WHERE {scope}", params
+        ).fetchone()[0]
+        syncs = {
+            r["repo"]: {"completed_at": r["completed_at"], "in_progress": r["cursor"] is not None}
+            for r in self.conn.execute("SELECT * FROM mirror_sync")
+            if repo is None or r["repo"] == repo
+        }
+        return {
+            "repos": [repo] if repo else self.repos(),
+            "issues_open": counts.get("issues_open", 0),
+            "issues_closed": counts.get("issues_closed", 0),
+            "pull_requests_open": counts.get("pull_requests_open", 0),
+            "pull_requests_closed": counts.get("pull_requests_closed", 0),
+            "comments": comments,
+            "labels": {name: n for name, n in labels},
+            "last_updated": newest,
+            "sync": syncs,
+        }
+
+    # --- sync bookkeeping ------------------------------------------------------------
+
+    def sync_state(self, repo: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM mirror_sync WHERE repo = ?", (repo,)
+        ).fetchone()
+        return row
+
+    def save_sync_page(
+        self, repo: str, issues: Sequence[Issue], cursor: str | None, *, since: str | None
+    ) -> None:
+        """One backfill page and its cursor in one transaction: an interruption loses nothing."""
+        with self.transaction() as conn:
+            for issue in issues:
+                self.upsert_issue(issue)
+            conn.execute(
+                """INSERT INTO mirror_sync (repo, cursor, since, fetched, started_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (repo) DO UPDATE SET cursor = excluded.cursor,
+                       since = excluded.since, fetched = fetched + excluded.fetched""",
+                (repo, cursor, since, len(issues), _iso(datetime.now(UTC))),
+            )
+
+    def start_sync(self, repo: str, since: str | None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO mirror_sync (repo, cursor, since, fetched, started_at)
+                   VALUES (?, NULL, ?, 0, ?)
+                   ON CONFLICT (repo) DO UPDATE SET cursor = NULL, since = excluded.since,
+                       fetched = 0, started_at = excluded.started_at""",
+                (repo, since, _iso(datetime.now(UTC))),
+            )
+
+    def finish_sync(self, repo: str) -> None:
+        """Mark a backfill complete; the next sync only asks for issues updated since it began."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE mirror_sync SET cursor = NULL, completed_at = started_at WHERE repo = ?",
+                (repo,),
+            )

@@ -1,0 +1,133 @@
+"""The aiohttp application: webhook intake, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bot.delivery.context import Services
+from bot.delivery.inbox import describe
+from bot.delivery.workers import WorkerPool
+from bot.web.intake import Rejection, check_headers, debounce_for, parse_payload, verify_signature
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", Services)
+POOL = web.AppKey("pool", WorkerPool)
+READ_CHUNK = 64 * 1024
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes:
+    """Read the body, stopping as soon as it passes `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejection(413, f"payload larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise Rejection(413, f"payload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status: int, text: str, **extra: Any) -> web.Response:
+    response = web.json_response({"status": text, **extra}, status=status)
+    if status == 413:
+        response.force_close()  # do not drain a huge body we refuse to read
+    return response
+
+
+async def webhook(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    settings = services.settings
+    event_header = request.headers.get("X-GitHub-Event")
+    try:
+        event, delivery_id = check_headers(event_header, request.headers.get("X-GitHub-Delivery"))
+        body = await read_capped(request, settings.max_body_bytes)
+        verify_signature(
+            settings.require_webhook_secret(), body, request.headers.get("X-Hub-Signature-256")
+        )
+        data = parse_payload(body)
+    except Rejection as rejection:
+        services.metrics.deliveries.labels(
+            event_header or "-", f"rejected_{rejection.status}"
+        ).inc()
+        log.warning(
+            "rejected delivery %s: %s",
+            request.headers.get("X-GitHub-Delivery", "-"),
+            rejection.reason,
+        )
+        return _answer(rejection.status, "rejected", reason=rejection.reason)
+    now = time.time()
+    delivery = describe(
+        event,
+        data,
+        delivery_id,
+        body,
+        now=now,
+        delay=debounce_for(event, data, settings.debounce_seconds),
+    )
+    fresh = await services.inbox.add(delivery)
+    if not fresh:
+        services.metrics.deliveries.labels(event, "duplicate").inc()
+        return _answer(200, "duplicate", delivery=delivery_id)
+    services.metrics.deliveries.labels(event, "accepted").inc()
+    if event == "ping":
+        return _answer(200, "pong", delivery=delivery_id)
+    return _answer(202, "accepted", delivery=delivery_id)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    pool = request.app[POOL]
+    checks = {"database_writable": await services.inbox.writable(), "workers_running": pool.running}
+    return web.json_response(
+        {"ready": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    counts = await services.inbox.counts()
+    services.metrics.queue_depth.set(counts["pending"] + counts["running"] + counts["failed"])
+    return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def artifact(request: web.Request) -> web.Response:
+    """A stored prompt, for a link whose signature and expiry are valid; 404 for anything else."""
+    services = request.app[SERVICES]
+    not_found = web.Response(status=404, text="not found")
+    if not services.links.valid(
+        request.rel_url.raw_path, request.query.get("expires"), request.query.get("sig")
+    ):
+        return not_found
+    info = request.match_info
+    if not info["number"].isdigit() or not info["version"].isdigit():
+        return not_found
+    text = services.artifacts.get(
+        f"{info['owner']}/{info['name']}", int(info["number"]), int(info["version"])
+    )
+    if text is None:
+        return not_found
+    return web.Response(
+        text=text,
+        content_type="text/markdown",
+        charset="utf-8",
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhook", webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/artifacts/{owner}/{name}/{number}/{version}.md", artifact)
