@@ -17,6 +17,7 @@ from bot.service import create_app
 from bot.web.app import SERVICES
 from tests.fakegithub import FakeGitHub, RecordedRequest, load_spec
 from tests.fakeslack import FakeSlack
+from tests.shared_data import report_header
 
 # The running service (settings, bot_client) for every test module.
 pytest_plugins = ["tests.service_fixtures"]
@@ -87,3 +88,7 @@ def fake_slack(slack_server: FakeSlack) -> FakeSlack:
     """The session's fake Slack, reset for each test."""
     slack_server.reset()
     return slack_server
+
+
+def pytest_report_header() -> str:
+    return report_header()

@@ -19,10 +19,10 @@ from bot.config.settings import Settings
 from bot.service import create_app
 from bot.web.intake import signature_for
 from tests.fakegithub import FakeGitHub
+from tests.shared_data import data_file
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 FIXTURES = Path(__file__).parent / "fixtures"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def example(name: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ REPO = "huggingface/peft"  # the real repository of the seeded issues (package-p
 
 def real_issue(name: str, number: int) -> dict[str, Any]:
     """One issue of ../shared/data in the coordinator format."""
-    export = json.loads((DATA / name).read_text())
+    export = json.loads(data_file(name).read_text())
     return next(i for i in export["open_issues"] + export["closed_issues"] if i["number"] == number)
 
 

@@ -20,8 +20,9 @@ from bot.store.mirror import MirrorStore
 from bot.triage.engine import decide
 from bot.triage.job import RELATED_IN_PROMPT, comment_context, why_related
 from bot.triage.render import PromptInput, RelatedContext, Renderer
+from tests.shared_data import DATA, needs_data
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytestmark = needs_data
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [
     # (name, export file, repo, number, expected verdict, expected mode)

@@ -10,6 +10,7 @@ import pytest
 from bot.cli.main import main
 from bot.models import Comment, Issue, TimelineEvent
 from bot.store.mirror import MirrorStore
+from tests.shared_data import data_file
 
 REPO = "octo/widgets"
 
@@ -136,7 +137,7 @@ def test_top_and_stats(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_import_command(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(db, "issues", "import", "/work/shared/data/peft.export.json") == 0
+    assert cli(db, "issues", "import", str(data_file("peft.export.json"))) == 0
     assert "imported 10 issues" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text("nope")

@@ -10,8 +10,8 @@ import pytest
 from bot.mirror.formats import ImportFormatError
 from bot.mirror.importer import import_file
 from bot.store.mirror import MirrorStore
+from tests.shared_data import DATA, needs_data
 
-DATA = Path("/work/shared/data")
 REPO = "octo/widgets"
 
 
@@ -67,6 +67,7 @@ def store(tmp_path: Path) -> MirrorStore:
     return MirrorStore(tmp_path / "bot.sqlite3")
 
 
+@needs_data
 def test_coordinator_export_of_real_data_imports_every_issue(store: MirrorStore) -> None:
     total = 0
     for name in ("peft", "transformers", "vllm"):

@@ -9,6 +9,7 @@ import pytest
 from bot.mirror.prs import branch_issue_numbers, closing_targets, find_existing_prs
 from bot.models import Issue, TimelineEvent
 from bot.store.mirror import MirrorStore
+from tests.shared_data import DATA, needs_data
 
 REPO = "octo/widgets"
 
@@ -129,13 +130,14 @@ def test_timeline_cross_reference_with_state_refreshed_from_mirrored_pr(store: M
     }
 
 
+@needs_data
 def test_real_xref_exports_find_the_linked_prs(tmp_path: Path) -> None:
     import json
 
     from bot.mirror.importer import import_file
 
     store = MirrorStore(tmp_path / "real.sqlite3")
-    data = Path("/work/shared/data")
+    data = DATA
     for name in ("peft", "transformers", "vllm"):
         import_file(store, data / f"{name}.xref.export.json")
     for truth in json.loads((data / "truth.json").read_text()):

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 from bot.cli.main import main
 from bot.store.artifacts import ArtifactStore, LinkSigner
 from tests.fakegithub import FakeGitHub
-from tests.service_fixtures import DATA, REPO, labeled, real_issue, seed, send, settled
+from tests.service_fixtures import REPO, labeled, real_issue, seed, send, settled
+from tests.shared_data import data_file
 
 CONTRACT_FIELDS = {
     "repo",
@@ -32,7 +33,7 @@ def test_offline_triage_prints_the_contract_json_and_writes_the_prompt(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(tmp_path / "m.sqlite3")
-    assert main(["--db", db, "issues", "import", str(DATA / "peft.export.json")]) == 0
+    assert main(["--db", db, "issues", "import", str(data_file("peft.export.json"))]) == 0
     capsys.readouterr()
     prompt = tmp_path / "issue-436.md"
     assert (
@@ -55,8 +56,8 @@ def test_offline_triage_explains_what_is_missing(
     db = str(tmp_path / "m.sqlite3")
     assert main(["--db", db, "triage", "--offline", "1"]) == 2
     assert "no issues" in capsys.readouterr().err
-    main(["--db", db, "issues", "import", str(DATA / "peft.export.json")])
-    main(["--db", db, "issues", "import", str(DATA / "vllm.export.json")])
+    main(["--db", db, "issues", "import", str(data_file("peft.export.json"))])
+    main(["--db", db, "issues", "import", str(data_file("vllm.export.json"))])
     assert main(["--db", db, "triage", "--offline", "436"]) == 2
     assert "--repo" in capsys.readouterr().err
     assert main(["--db", db, "triage", "--offline", "999999", "--repo", "huggingface/peft"]) == 2

@@ -1,4 +1,4 @@
-"""The evaluation on the real issues of /work/shared/data keeps its targets (catches regressions)."""
+"""The evaluation on the real issues of ../shared/data keeps its targets (catches regressions)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from tests.shared_data import DATA, needs_data
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "eval_actionability.py"
-DATA = Path("/work/shared/data")
-
-pytestmark = pytest.mark.skipif(
-    not (DATA / "truth.json").exists(), reason="real data not available"
-)
+pytestmark = needs_data
 
 
 def _bench() -> ModuleType:
