@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.cli import candidates as candidates_cli
 from bot.cli import issues as mirror_cli
 from bot.cli import outbox as outbox_cli
 from bot.cli import triage as triage_cli
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     alist.add_argument("--json", action="store_true")
     alist.set_defaults(func=cmd_actions_list)
 
-    for module in (mirror_cli, triage_cli, outbox_cli):
+    for module in (mirror_cli, triage_cli, outbox_cli, candidates_cli):
         module.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""The maintainers' and operators' dashboard under /ui/, and the candidate ranking."""
