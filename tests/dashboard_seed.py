@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 from bot.delivery.inbox import Inbox, describe
 from bot.dispatch.planner import BatchIssue, DispatchRuns
@@ -26,17 +27,8 @@ from bot.store.triage_records import TriageRecords
 
 # Ages are relative to now, as the command line and the dashboard compute them.
 NOW = datetime.now(UTC).replace(microsecond=0)
-VERDICTS: tuple[Verdict, ...] = (
-    "actionable",
-    "actionable",
-    "actionable",
-    "needs-info",
-    "needs-hardware",
-    "needs-decision",
-    "question",
-    "duplicate",
-    "close-candidate",
-)
+# Every verdict, actionable three times as often (as in real repositories).
+VERDICTS: tuple[Verdict, ...] = ("actionable", "actionable", *get_args(Verdict))
 LABELS = ("bug", "Optimizers", "CUDA", "docs", "high priority", "P2", "enhancement", "blocking")
 BOT_LOGIN = "agent-dispatch[bot]"
 
