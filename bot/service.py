@@ -18,12 +18,14 @@ from bot.delivery.workers import WorkerPool
 from bot.dispatch.planner import DispatchRuns
 from bot.github import GitHubFactory, RetryPolicy
 from bot.github.redelivery import keep_catching_up
+from bot.github.trees import TreeCache
 from bot.notify.outbox import Outbox, OutboxSender
 from bot.observability.logs import Redactor
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog
 from bot.store.artifacts import ArtifactStore, LinkSigner
 from bot.store.mirror import MirrorStore
+from bot.store.trees import TreeStore
 from bot.store.triage_records import TriageRecords
 from bot.triage.render import Renderer
 from bot.web.app import POOL, SERVICES, add_routes
@@ -67,6 +69,7 @@ def build_services(
         outbox=outbox,
         sender=OutboxSender.from_settings(settings, outbox, actions, session=session),
         runs=DispatchRuns(settings.db, autocheckpoint=False),
+        trees=TreeCache(TreeStore(settings.db, autocheckpoint=False)),
     )
 
 

@@ -12,7 +12,7 @@ from bot.web.setup import APP_MANIFEST, load_manifest
 # Sent to every webhook (ping) or to every App (installation changes): never listed.
 IMPLICIT_EVENTS = {"ping", "installation", "installation_repositories"}
 # The events the bot's handler modules cover.
-PLANNED_EVENTS = {"issues", "issue_comment", "pull_request", "label"}
+PLANNED_EVENTS = {"issues", "issue_comment", "pull_request", "label", "push"}
 LEAST_PERMISSIONS = {
     "issues": "write",
     "pull_requests": "read",

@@ -19,6 +19,7 @@ from bot.delivery.inbox import Delivery, Inbox
 from bot.dispatch.planner import DispatchRuns
 from bot.errors import PermanentError
 from bot.github import GitHubClient, GitHubFactory, GitHubUnavailable
+from bot.github.trees import TreeCache
 from bot.notify.outbox import Outbox, OutboxSender
 from bot.observability.logs import DeliveryLogger, Redactor, bind
 from bot.observability.metrics import Metrics
@@ -65,6 +66,7 @@ class Services:
     outbox: Outbox
     sender: OutboxSender
     runs: DispatchRuns
+    trees: TreeCache
     locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     @property

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import gidgethub.aiohttp
+import gidgethub.sansio
 from cachetools import LRUCache
 from gidgethub import QueryError, apps
 
@@ -321,6 +322,32 @@ class GitHubClient:
             module_log.warning("%s:%s has no inline content; ignoring it", repo, path)
             return None
         return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+
+    async def get_tree(
+        self, repo: str, ref: str, *, etag: str | None = None
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The recursive git tree at `ref` (a tree sha or a branch) and its ETag.
+
+        With `etag`, a conditional request: None when GitHub answers 304 (unchanged).
+        """
+        url = gidgethub.sansio.format_url(
+            "/repos/{owner}/{repo}/git/trees/{tree_sha}?recursive=1",
+            {**_split_repo(repo), "tree_sha": ref},
+            base_url=self.gh.base_url,
+        )
+        headers = {
+            **gidgethub.sansio.create_headers(REQUESTER, accept=gidgethub.sansio.accept_format()),
+            **API_HEADERS,
+        }
+        if etag:
+            headers["if-none-match"] = etag
+        status, response_headers, body = await self.gh._request("GET", url, headers)
+        if status == 304:
+            return None
+        if status != 200:
+            raise GitHubRequestError("GET", urlsplit(url).path, status, _error_message(body))
+        data = json.loads(body or b"{}")
+        return (data if isinstance(data, dict) else {}), response_headers.get("etag")
 
     async def search_issues(self, query: str, *, limit: int = 30) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

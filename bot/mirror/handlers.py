@@ -17,3 +17,9 @@ router = routing.Router()
 async def on_item_change(event: sansio.Event, ctx: EventContext) -> None:
     # A few milliseconds of SQLite on the loop's thread: the store's connection lives there.
     apply_event(ctx.services.mirror, event.event, event.data)
+
+
+@router.register("push")
+async def on_push(event: sansio.Event, ctx: EventContext) -> None:
+    """A push to the default branch makes the stored tree stale (bot/github/trees.py)."""
+    ctx.services.trees.on_push(event.data)

@@ -872,6 +872,12 @@ class FakeGitHub(ThreadedServer):
                 "token",
                 self._get_contents,
             ),
+            (
+                "GET",
+                ("repos", "{owner}", "{repo}", "git", "trees", "{tree_sha}"),
+                "token",
+                self._get_tree,
+            ),
         ]
 
     @staticmethod
@@ -1217,6 +1223,30 @@ class FakeGitHub(ThreadedServer):
             },
             {},
         )
+
+    def _get_tree(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        """The default branch's files (set_file with no ref) as one recursive tree."""
+        repo = self._repo(call)
+        paths = sorted(path for path, ref in repo.files if ref is None)
+        if not paths:
+            raise _Reply(404, "Not Found")
+        blobs = [
+            {
+                "path": path,
+                "mode": "100644",
+                "type": "blob",
+                "sha": hashlib.sha1(repo.files[(path, None)].encode()).hexdigest(),
+                "size": len(repo.files[(path, None)].encode()),
+                "url": f"{self.url}/repos/{repo.full_name}/git/blobs/{path}",
+            }
+            for path in paths
+        ]
+        sha = hashlib.sha1("\n".join(b["sha"] + b["path"] for b in blobs).encode()).hexdigest()
+        ref = call.params["tree_sha"]
+        if ref not in ("HEAD", repo.default_branch, sha):
+            raise _Reply(404, "Not Found")
+        url = f"{self.url}/repos/{repo.full_name}/git/trees/{sha}"
+        return 200, {"sha": sha, "url": url, "tree": blobs, "truncated": False}, {}
 
     def _search_issues(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
         q = call.arg("q")

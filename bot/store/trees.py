@@ -1,0 +1,90 @@
+"""Stored default-branch trees, one row per repository (see bot/github/trees.py).
+
+The row holds the tree's sha and ETag, its blob paths (JSON), and whether a `push` made
+it stale (with the tree sha the push announced, when it carried one).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.store.db import connect
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS repo_trees (
+    repo TEXT PRIMARY KEY,
+    sha TEXT NOT NULL,
+    etag TEXT,
+    paths TEXT NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    stale INTEGER NOT NULL DEFAULT 0,
+    wanted_sha TEXT,
+    fetched_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    repo: str
+    sha: str
+    etag: str | None
+    paths: list[str]
+    truncated: bool
+    stale: bool
+    wanted_sha: str | None
+
+
+class TreeStore:
+    def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
+        self._conn = connect(db, autocheckpoint=autocheckpoint, check_same_thread=False)
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def get(self, repo: str) -> TreeRow | None:
+        row = self._conn.execute(
+            "SELECT repo, sha, etag, paths, truncated, stale, wanted_sha FROM repo_trees"
+            " WHERE repo = ?",
+            (repo,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TreeRow(
+            repo=row["repo"],
+            sha=row["sha"],
+            etag=row["etag"],
+            paths=list(json.loads(row["paths"])),
+            truncated=bool(row["truncated"]),
+            stale=bool(row["stale"]),
+            wanted_sha=row["wanted_sha"],
+        )
+
+    def put(self, row: TreeRow) -> None:
+        self._conn.execute(
+            "INSERT INTO repo_trees (repo, sha, etag, paths, truncated, stale, wanted_sha,"
+            " fetched_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?) ON CONFLICT (repo) DO UPDATE SET"
+            " sha=excluded.sha, etag=excluded.etag, paths=excluded.paths,"
+            " truncated=excluded.truncated, stale=0, wanted_sha=NULL,"
+            " fetched_at=excluded.fetched_at",
+            (row.repo, row.sha, row.etag, json.dumps(row.paths), int(row.truncated), time.time()),
+        )
+
+    def mark_stale(self, repo: str, wanted_sha: str | None) -> bool:
+        """After a push: stale unless the stored tree already is `wanted_sha`."""
+        cursor = self._conn.execute(
+            "UPDATE repo_trees SET stale = 1, wanted_sha = ? WHERE repo = ?"
+            " AND (? IS NULL OR sha != ?)",
+            (wanted_sha, repo, wanted_sha, wanted_sha),
+        )
+        return cursor.rowcount > 0
+
+    def mark_fresh(self, repo: str) -> None:
+        self._conn.execute(
+            "UPDATE repo_trees SET stale = 0, wanted_sha = NULL, fetched_at = ? WHERE repo = ?",
+            (time.time(), repo),
+        )
