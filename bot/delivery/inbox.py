@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.crashpoints import crashpoint
 from bot.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -88,30 +89,47 @@ class Delivery:
         )
 
 
+def _text(value: Any) -> str | None:
+    """A string SQLite can store as UTF-8 (a lone surrogate is escaped), else None."""
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _integer(value: Any) -> int | None:
+    """An integer SQLite can store (64-bit), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def describe(
     event: str, data: dict[str, Any], delivery_id: str, payload: bytes, *, now: float, delay: float
 ) -> Delivery:
-    """Pull the routing facts out of a payload once, at intake."""
-    action = data.get("action") if isinstance(data.get("action"), str) else None
+    """Pull the routing facts out of a payload once, at intake.
+
+    Whatever the payload holds, the facts are storable: a field of the wrong type or out
+    of range is left out rather than failing the insert (and its group commit).
+    """
     installation = data.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
     repository = data.get("repository")
-    repo = repository.get("full_name") if isinstance(repository, dict) else None
+    repo = _text(repository.get("full_name")) if isinstance(repository, dict) else None
     number = None
     for key in ("issue", "pull_request"):
         item = data.get(key)
-        if isinstance(item, dict) and isinstance(item.get("number"), int):
+        if isinstance(item, dict) and _integer(item.get("number")) is not None:
             number = item["number"]
             break
-    subject = f"{repo}#{number}" if repo and number is not None else None
     return Delivery(
         id=delivery_id,
         event=event,
         payload=payload,
-        action=action,
-        installation_id=installation_id if isinstance(installation_id, int) else None,
-        repo=repo if isinstance(repo, str) else None,
-        subject=subject,
+        action=_text(data.get("action")),
+        installation_id=_integer(installation.get("id"))
+        if isinstance(installation, dict)
+        else None,
+        repo=repo,
+        subject=f"{repo}#{number}" if repo and number is not None else None,
         received_at=now,
         not_before=now + delay,
     )
@@ -218,30 +236,56 @@ class Inbox:
             batch, self._pending = self._pending, []
             if not batch:
                 continue
+            deliveries = [d for d, _ in batch]
             try:
                 if self._inline_commits:
                     # Without fsync a commit takes microseconds: cheaper here than a thread hop.
-                    inserted = self._insert_batch([d for d, _ in batch])
+                    outcomes = self._insert_batch(deliveries)
                 else:
-                    inserted = await self._run(self._insert_batch, [d for d, _ in batch])
-            except Exception as exc:  # the batch failed as a whole: none of it was acknowledged
+                    outcomes = await self._run(self._insert_batch, deliveries)
+            except Exception as exc:  # the database itself failed: none of it was acknowledged
                 log.exception("inbox write failed for %d deliveries", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), fresh in zip(batch, inserted, strict=True):
-                if not future.done():
-                    future.set_result(fresh)
-            if any(inserted):
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            if any(outcome is True for outcome in outcomes):
                 self.new_work.set()
 
-    def _insert_batch(self, deliveries: list[Delivery]) -> list[bool]:
+    def _insert_batch(self, deliveries: list[Delivery]) -> list[bool | Exception]:
+        """Insert in one transaction; when a row is refused, each row in a transaction of its own.
+
+        A row the database refuses fails alone (its future gets the error) and never takes
+        the acknowledgement of its neighbours with it.
+        """
+        try:
+            return list(self._insert_rows(deliveries))
+        except sqlite3.OperationalError:  # locked, full, read-only: no row can go in
+            raise
+        except Exception:
+            log.warning("a delivery in a group commit was refused; inserting them one by one")
+        outcomes: list[bool | Exception] = []
+        for delivery in deliveries:
+            try:
+                outcomes.extend(self._insert_rows([delivery]))
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:
+                log.error("inbox refused delivery %s: %s", delivery.id, exc)
+                outcomes.append(exc)
+        return outcomes
+
+    def _insert_rows(self, deliveries: list[Delivery]) -> list[bool]:
         conn = self._conn
         results = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for d in deliveries:
+                crashpoint("group_commit")
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO deliveries (id, event, action, installation_id, repo, subject,"
                     " payload, received_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

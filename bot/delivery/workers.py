@@ -1,7 +1,8 @@
 """Background workers: take deliveries from the inbox and route them to the handlers.
 
-A failed batch is retried with backoff and dead-lettered (error kept) when attempts
-run out; a `RetryLater` (rate limit) puts it back without using up an attempt.
+Each delivery of a claimed batch is settled on its own: a failed one is retried with
+backoff and dead-lettered (error kept) when attempts run out, a `RetryLater` (rate
+limit) puts it back without using up an attempt, and its neighbours finish regardless.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import sqlite3
 import time
 import traceback
+from collections.abc import Hashable
 
 from gidgethub import routing, sansio
 
@@ -97,18 +99,23 @@ class WorkerPool:
             await asyncio.wait_for(inbox.new_work.wait(), timeout=max(timeout, 0.01))
 
     async def process(self, deliveries: list[Delivery]) -> None:
-        """Route one claimed batch, run its deferred jobs, and settle every delivery."""
+        """Route one claimed batch, run its deferred jobs, and settle each delivery on its own.
+
+        A delivery whose handler fails is settled with its own error (retry, rate-limit wait
+        or dead letter); the others of the batch are done as if it had not been there. A
+        deferred job that fails settles only the deliveries that asked for it.
+        """
         services = self._services
-        inbox = services.inbox
         batch = Batch()
-        routed: list[Delivery] = []
+        contexts: dict[str, EventContext] = {}
         ignored: list[Delivery] = []
-        contexts: list[EventContext] = []
+        failures: dict[str, Exception] = {}
+        askers: dict[Hashable, list[Delivery]] = {}
         started = time.perf_counter()
-        try:
-            for delivery in deliveries:
-                ctx = EventContext.for_delivery(services, delivery, batch)
-                contexts.append(ctx)
+        for delivery in deliveries:
+            ctx = contexts[delivery.id] = EventContext.for_delivery(services, delivery, batch)
+            before = dict(batch.deferred)
+            try:
                 event = sansio.Event(delivery.data(), event=delivery.event, delivery_id=delivery.id)
                 if not self._router.fetch(event):
                     ignored.append(delivery)
@@ -116,70 +123,70 @@ class WorkerPool:
                     continue
                 with services.metrics.handler_seconds.labels(delivery.event).time():
                     await self._router.dispatch(event, ctx)
-                routed.append(delivery)
-                await asyncio.sleep(0)  # handlers may not yield; let intake run between deliveries
-            for job in batch.deferred.values():
+            except Exception as exc:
+                failures[delivery.id] = exc
+            finally:
+                # A job (re)registered under a key by this delivery is one it asked for.
+                for key, job in batch.deferred.items():
+                    if before.get(key) is not job:
+                        askers.setdefault(key, []).append(delivery)
+            await asyncio.sleep(0)  # handlers may not yield; let intake run between deliveries
+        for key, job in batch.deferred.items():
+            waiting = [d for d in askers.get(key, []) if d.id not in failures]
+            if not waiting:
+                continue  # only failed deliveries asked for it: their retry will ask again
+            try:
                 await job()
-        except RetryLater as exc:
-            await self._settle_retry(
-                deliveries, exc.delay, f"retry later: {exc.reason}", counted=False
-            )
-            return
-        except PermanentError as exc:
-            await self._dead(deliveries, contexts, f"{type(exc).__name__}: {exc}")
-            return
-        except Exception as exc:
-            await self._failed(deliveries, contexts, exc)
-            return
-        await inbox.finish([d.id for d in ignored], "ignored")
-        await inbox.finish([d.id for d in routed], "done")
+            except Exception as exc:
+                for d in waiting:
+                    failures[d.id] = exc
         elapsed = time.perf_counter() - started
-        requests = sum(ctx.github_requests for ctx in contexts)
-        for delivery, ctx in zip(deliveries, contexts, strict=False):
+        requests = sum(ctx.github_requests for ctx in contexts.values())
+        succeeded = [d for d in deliveries if d.id not in failures]
+        await services.inbox.finish([d.id for d in succeeded if d in ignored], "ignored")
+        await services.inbox.finish([d.id for d in succeeded if d not in ignored], "done")
+        for delivery in succeeded:
             status = "ignored" if delivery in ignored else "done"
             services.metrics.deliveries.labels(delivery.event, status).inc()
-            ctx.log.info(
+            contexts[delivery.id].log.info(
                 "%s in %.0f ms (batch of %d, %d GitHub requests)",
                 status,
                 elapsed * 1000,
                 len(deliveries),
                 requests,
             )
+        for delivery in deliveries:
+            if delivery.id in failures:
+                await self._settle_failure(delivery, contexts[delivery.id], failures[delivery.id])
 
-    async def _settle_retry(
-        self, deliveries: list[Delivery], delay: float, error: str, *, counted: bool
-    ) -> None:
-        await self._services.inbox.retry_later(
-            [d.id for d in deliveries], delay, error, counted=counted
-        )
-        for d in deliveries:
-            self._services.metrics.deliveries.labels(d.event, "failed").inc()
-        log.warning(
-            "deliveries %s back in the queue in %.0f s: %s",
-            [d.id for d in deliveries],
-            delay,
-            error,
-        )
-
-    async def _dead(
-        self, deliveries: list[Delivery], contexts: list[EventContext], error: str
-    ) -> None:
-        await self._services.inbox.finish([d.id for d in deliveries], "dead", error)
-        for d in deliveries:
-            self._services.metrics.deliveries.labels(d.event, "dead").inc()
-        (contexts[-1].log if contexts else log).error("dead-lettered: %s", error)
-
-    async def _failed(
-        self, deliveries: list[Delivery], contexts: list[EventContext], exc: Exception
-    ) -> None:
-        redact = self._services.redactor.text
-        error = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
-        attempts = max(d.attempts for d in deliveries)
-        ctx_log = contexts[-1].log if contexts else log
-        if attempts >= self._services.settings.max_attempts:
-            ctx_log.error("failed %d times, dead-lettered: %s", attempts, error, exc_info=exc)
-            await self._dead(deliveries, contexts, error)
+    async def _settle_failure(self, delivery: Delivery, ctx: EventContext, exc: Exception) -> None:
+        services = self._services
+        if isinstance(exc, RetryLater):
+            await self._retry(delivery, ctx, exc.delay, f"retry later: {exc.reason}", counted=False)
             return
-        delay = backoff_delay(attempts, self._services.settings.retry_base_seconds)
-        ctx_log.warning("attempt %d failed: %s", attempts, error, exc_info=exc)
-        await self._settle_retry(deliveries, delay, error, counted=True)
+        if isinstance(exc, PermanentError):
+            await self._dead(delivery, ctx, f"{type(exc).__name__}: {exc}")
+            return
+        redact = services.redactor.text
+        error = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
+        if delivery.attempts >= services.settings.max_attempts:
+            ctx.log.error(
+                "failed %d times, dead-lettered: %s", delivery.attempts, error, exc_info=exc
+            )
+            await self._dead(delivery, ctx, error)
+            return
+        delay = backoff_delay(delivery.attempts, services.settings.retry_base_seconds)
+        ctx.log.warning("attempt %d failed: %s", delivery.attempts, error, exc_info=exc)
+        await self._retry(delivery, ctx, delay, error, counted=True)
+
+    async def _retry(
+        self, delivery: Delivery, ctx: EventContext, delay: float, error: str, *, counted: bool
+    ) -> None:
+        await self._services.inbox.retry_later([delivery.id], delay, error, counted=counted)
+        self._services.metrics.deliveries.labels(delivery.event, "failed").inc()
+        ctx.log.warning("back in the queue in %.0f s: %s", delay, error)
+
+    async def _dead(self, delivery: Delivery, ctx: EventContext, error: str) -> None:
+        await self._services.inbox.finish([delivery.id], "dead", error)
+        self._services.metrics.deliveries.labels(delivery.event, "dead").inc()
+        ctx.log.error("dead-lettered: %s", error)
