@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.config.repo import RepoConfig
 from bot.config.triage import TriageRules
 from bot.mirror.formats import parse_coordinator_export
 from bot.models import ExistingPR, Issue, PRState, TriageDecision
-from bot.triage.engine import decide
+from bot.triage.pipeline import FixedView, assess
 
 DEFAULT_DATA = Path("/work/shared/data")
 
@@ -147,7 +148,8 @@ def evaluate(
             if expected is None:
                 continue
             prs = timeline_prs(issue) if xref else []
-            decision = decide(issue, rules_for(issue.repo, with_maintainers), existing_prs=prs)
+            config = RepoConfig(triage=rules_for(issue.repo, with_maintainers))
+            decision = assess(issue, FixedView(prs=prs), config, bot_login=None).decision
             report.hardware_total += 1
             report.hardware_agree += _hardware_matches(decision, expected.get("hardware"))
             if expected.get("actionable") is None:

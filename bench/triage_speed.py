@@ -1,4 +1,4 @@
-"""How long `decide()` takes on a 60,000-character body, realistic and adversarial.
+"""How long `assess()` takes on a 60,000-character body, realistic and adversarial.
 
     .venv/bin/python bench/triage_speed.py [--runs N]
 
@@ -12,9 +12,9 @@ import statistics
 import sys
 import time
 
-from bot.config.triage import TriageRules
+from bot.config.repo import RepoConfig
 from bot.models import Comment, Issue
-from bot.triage.engine import decide
+from bot.triage.pipeline import FixedView, assess
 
 BODY_CHARS = 60_000
 
@@ -74,21 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
-    rules = TriageRules()
-    decide(issue_with("warm up"), rules)
+    config, view = RepoConfig(), FixedView()
+    assess(issue_with("warm up"), view, config, None)
     for title, comments, chars in (
         ("3 comments of 300 characters", 3, 300),
         ("stress: 20 comments of 4,000 characters", 20, 4_000),
     ):
         sys.stdout.write(
-            f"decide() on a {BODY_CHARS:,}-character body, {title}, {args.runs} runs\n"
+            f"assess() on a {BODY_CHARS:,}-character body, {title}, {args.runs} runs\n"
         )
         for name, chunk in ADVERSARIAL.items():
             issue = issue_with(body(chunk), comments, chars)
             timings = []
             for _ in range(args.runs):
                 start = time.perf_counter()
-                decide(issue, rules)
+                assess(issue, view, config, None)
                 timings.append((time.perf_counter() - start) * 1000)
             sys.stdout.write(
                 f"  {name:<18} median {statistics.median(timings):6.2f} ms   max {max(timings):6.2f} ms\n"

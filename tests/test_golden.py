@@ -13,13 +13,11 @@ import pytest
 
 from bot.config.repo import RepoConfig
 from bot.mirror.importer import import_file
-from bot.mirror.prs import find_existing_prs
-from bot.mirror.related import find_related
+from bot.mirror.view import MirrorStoreView
 from bot.store.artifacts import ArtifactRef
 from bot.store.mirror import MirrorStore
-from bot.triage.engine import decide
-from bot.triage.job import RELATED_IN_PROMPT, comment_context, why_related
-from bot.triage.render import PromptInput, RelatedContext, Renderer
+from bot.triage.pipeline import assess
+from bot.triage.render import Renderer
 from tests.shared_data import DATA, needs_data
 
 pytestmark = needs_data
@@ -63,28 +61,14 @@ def test_rendered_comment_and_prompt_match_golden_files(
     issue = mirror.get_issue(repo, number)
     assert issue is not None
     config = RepoConfig()
-    decision = decide(
-        issue,
-        config.triage,
-        existing_prs=find_existing_prs(mirror, issue),
-        related=find_related(mirror, issue, limit=10),
-    )
+    assessment = assess(issue, MirrorStoreView(mirror), config, bot_login=None)
+    decision = assessment.decision
     if verdict:
         assert decision.verdict == verdict
     if mode:
         assert decision.mode == mode
     renderer = Renderer()
-    prompt = renderer.prompt(
-        PromptInput(
-            issue=issue,
-            decision=decision,
-            config=config,
-            related=[
-                RelatedContext(ref=r, issue=mirror.get_issue(repo, r.number), why=why_related(r))
-                for r in decision.related[:RELATED_IN_PROMPT]
-            ],
-        )
-    )
+    prompt = renderer.prompt(assessment.prompt)
     artifact = ArtifactRef(
         repo=repo,
         number=number,
@@ -94,9 +78,7 @@ def test_rendered_comment_and_prompt_match_golden_files(
         created_at=1_800_000_000.0,
     )
     comment = renderer.comment(
-        comment_context(
-            decision,
-            config,
+        assessment.comment_context(
             errors=[],
             artifact=artifact,
             artifact_url=f"https://bot.example.org{artifact.path}?expires=1800604800&sig=abc",

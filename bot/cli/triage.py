@@ -13,14 +13,12 @@ from typing import Any
 from bot.cli.output import emit, emit_json
 from bot.config.loader import build_config
 from bot.config.repo import RepoConfig
-from bot.mirror.prs import find_existing_prs
-from bot.mirror.related import find_related
+from bot.mirror.view import MirrorStoreView
 from bot.models import TriageDecision
 from bot.store.artifacts import ArtifactStore
 from bot.store.mirror import MirrorStore
-from bot.triage.engine import decide
-from bot.triage.job import RELATED_IN_PROMPT, why_related
-from bot.triage.render import PromptInput, RelatedContext, Renderer
+from bot.triage.pipeline import assess
+from bot.triage.render import Renderer
 
 ISSUE_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
@@ -99,25 +97,10 @@ def triage_offline(args: argparse.Namespace) -> int:
     config, errors = _local_config(args.config)
     for error in errors:
         sys.stderr.write(f"agent-dispatch: config ignored: {error}\n")
-    decision = decide(
-        issue,
-        config.triage,
-        existing_prs=find_existing_prs(store, issue),
-        related=find_related(store, issue, limit=10),
-    )
+    assessment = assess(issue, MirrorStoreView(store), config, bot_login=None)
+    decision = assessment.decision
     if args.prompt_out:
-        rendered = Renderer().prompt(
-            PromptInput(
-                issue=issue,
-                decision=decision,
-                config=config,
-                related=[
-                    RelatedContext(ref=r, issue=store.get_issue(repo, r.number), why=why_related(r))
-                    for r in decision.related[:RELATED_IN_PROMPT]
-                ],
-                maintainers=frozenset(config.triage.maintainers),
-            )
-        )
+        rendered = Renderer().prompt(assessment.prompt)
         args.prompt_out.write_text(rendered.text)
     if args.json:
         emit_json(decision.model_dump(mode="json"))

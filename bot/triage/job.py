@@ -1,8 +1,9 @@
 """One triage run: gather the issue, decide, render the prompt, store it, upsert the comment.
 
-The decision is the pure `bot.triage.engine.decide`; this module only fetches and
-writes. Independent reads run in parallel; once the repository's config is cached a
-run costs four GitHub requests (issue, comments, timeline, one comment write).
+The decision and the prompt's input come from the pure `bot.triage.pipeline.assess`;
+this module only fetches and writes. Independent reads run in parallel; once the
+repository's config is cached a run costs four GitHub requests (issue, comments,
+timeline, one comment write).
 """
 
 from __future__ import annotations
@@ -19,18 +20,15 @@ from bot.delivery.context import Services
 from bot.github import GitHubClient, GitHubUnavailable, comments
 from bot.github.comments import CommentAction
 from bot.mirror.formats import rest_issue
-from bot.mirror.prs import find_existing_prs
-from bot.mirror.related import find_related
-from bot.models import Issue, RelatedIssue, TriageDecision
+from bot.mirror.view import MirrorStoreView
+from bot.models import Issue, TriageDecision
 from bot.store.artifacts import ArtifactRef
-from bot.triage.comment import comment_context, followup_lines
-from bot.triage.engine import decide
-from bot.triage.render import COMMENT_MARKER_PREFIX, PromptInput, RelatedContext
+from bot.triage.comment import followup_lines
+from bot.triage.pipeline import assess
+from bot.triage.render import COMMENT_MARKER_PREFIX
 
 log = logging.getLogger(__name__)
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
-
-RELATED_IN_PROMPT = 5
 
 
 @dataclass(frozen=True)
@@ -41,14 +39,6 @@ class TriageOutcome:
     artifact_url: str
     comment_id: int | None
     comment_action: CommentAction
-
-
-def why_related(ref: RelatedIssue) -> str:
-    if ref.state == "closed":
-        return (
-            "A closed issue about the same problem: its fix or its discussion may hold the answer."
-        )
-    return "An open issue about the same problem: a fix may need to cover it too, or it may be a duplicate."
 
 
 async def gather_issue(
@@ -66,21 +56,6 @@ async def gather_issue(
         raise
     raw_issue, raw_comments, raw_timeline = issue.result(), comments.result(), timeline.result()
     return rest_issue(repo, raw_issue, raw_comments, raw_timeline), raw_comments
-
-
-def without_bot_comments(issue: Issue, bot_login: str | None) -> Issue:
-    """The issue as a reader sees it, minus our own triage comment."""
-    kept = [
-        c
-        for c in issue.comments
-        if not (
-            c.body.startswith(COMMENT_MARKER_PREFIX) and (c.author == bot_login or c.author_is_bot)
-        )
-    ]
-    removed = len(issue.comments) - len(kept)
-    return issue.model_copy(
-        update={"comments": kept, "comment_count": max(0, issue.comment_count - removed)}
-    )
 
 
 class TriageJob:
@@ -115,36 +90,16 @@ class TriageJob:
                     number,
                 )
                 fetched, raw_comments = mirrored, []
-            issue = without_bot_comments(fetched, bot_login)
             config = loaded.config
-            related = find_related(services.mirror, issue, limit=10)
-            existing_prs = find_existing_prs(services.mirror, issue)
-            decision = decide(issue, config.triage, existing_prs=existing_prs, related=related)
-
-            rendered = services.renderer.prompt(
-                PromptInput(
-                    issue=issue,
-                    decision=decision,
-                    config=config,
-                    related=[
-                        RelatedContext(
-                            ref=ref,
-                            issue=services.mirror.get_issue(repo, ref.number),
-                            why=why_related(ref),
-                        )
-                        for ref in decision.related[:RELATED_IN_PROMPT]
-                    ],
-                    maintainers=frozenset(config.triage.maintainers),
-                )
-            )
+            assessment = assess(fetched, MirrorStoreView(services.mirror), config, bot_login)
+            decision = assessment.decision
+            rendered = services.renderer.prompt(assessment.prompt)
             artifact = services.artifacts.put(repo, number, rendered.text)
             expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
             artifact_url = services.links.url(artifact, expires=expires)
 
             body = services.renderer.comment(
-                comment_context(
-                    decision,
-                    config,
+                assessment.comment_context(
                     errors=[*loaded.errors, *rendered.override_errors],
                     artifact=artifact,
                     artifact_url=artifact_url,
