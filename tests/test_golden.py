@@ -16,6 +16,7 @@ from bot.mirror.importer import import_file
 from bot.mirror.view import MirrorStoreView
 from bot.store.artifacts import ArtifactRef
 from bot.store.mirror import MirrorStore
+from bot.triage.comment import comment_context
 from bot.triage.pipeline import assess
 from bot.triage.render import Renderer
 from tests.shared_data import DATA, needs_data
@@ -78,7 +79,9 @@ def test_rendered_comment_and_prompt_match_golden_files(
         created_at=1_800_000_000.0,
     )
     comment = renderer.comment(
-        assessment.comment_context(
+        comment_context(
+            decision,
+            config,
             errors=[],
             artifact=artifact,
             artifact_url=f"https://bot.example.org{artifact.path}?expires=1800604800&sig=abc",

@@ -23,7 +23,7 @@ from bot.mirror.formats import rest_issue
 from bot.mirror.view import MirrorStoreView
 from bot.models import Issue, TriageDecision
 from bot.store.artifacts import ArtifactRef
-from bot.triage.comment import followup_lines
+from bot.triage.comment import comment_context, followup_lines
 from bot.triage.pipeline import assess
 from bot.triage.render import COMMENT_MARKER_PREFIX
 
@@ -99,7 +99,9 @@ class TriageJob:
             artifact_url = services.links.url(artifact, expires=expires)
 
             body = services.renderer.comment(
-                assessment.comment_context(
+                comment_context(
+                    assessment.decision,
+                    config,
                     errors=[*loaded.errors, *rendered.override_errors],
                     artifact=artifact,
                     artifact_url=artifact_url,

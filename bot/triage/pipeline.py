@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.config.repo import RepoConfig
 from bot.models import ExistingPR, Issue, RelatedIssue, TriageDecision
-from bot.store.artifacts import ArtifactRef
-from bot.triage.comment import comment_context
 from bot.triage.engine import decide
 from bot.triage.render import PromptInput, RelatedContext
 
@@ -55,32 +53,16 @@ class FixedView:
 
 @dataclass(frozen=True)
 class Assessment:
-    """The triage of one issue: what was read, what was decided, what the prompt shows."""
+    """The triage of one issue: what was read, what was decided, what the prompt shows.
+
+    The comment's context follows from `decision` and `config` once the prompt is stored
+    (`bot.triage.comment.comment_context`).
+    """
 
     issue: Issue  # as a reader sees it: the bot's own comments left out
     decision: TriageDecision
     prompt: PromptInput
     config: RepoConfig
-
-    def comment_context(
-        self,
-        *,
-        errors: list[str],
-        artifact: ArtifactRef,
-        artifact_url: str,
-        expires: float,
-        followups: list[str],
-    ) -> dict[str, Any]:
-        """The comment template's context once the prompt is stored as `artifact`."""
-        return comment_context(
-            self.decision,
-            self.config,
-            errors=errors,
-            artifact=artifact,
-            artifact_url=artifact_url,
-            expires=expires,
-            followups=followups,
-        )
 
 
 def is_bot_comment_author(author: str | None, author_is_bot: bool, bot_login: str | None) -> bool:
