@@ -8,14 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.dispatch.commands import DispatchCommand, parse_dispatch_command
 from bot.dispatch.planner import (
     BatchIssue,
-    DispatchCommand,
     DispatchRuns,
     InvalidBatch,
     find_cycles,
     parse_dependencies,
-    parse_dispatch_command,
     plan_batch,
 )
 

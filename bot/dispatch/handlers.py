@@ -8,8 +8,8 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.delivery.context import EventContext
+from bot.dispatch.commands import parse_dispatch_command
 from bot.dispatch.job import Dispatcher, Requester, may_dispatch, who_may_dispatch
-from bot.dispatch.planner import parse_dispatch_command
 from bot.mirror.formats import rest_issue
 from bot.mirror.prs import issue_references
 

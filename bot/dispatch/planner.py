@@ -19,59 +19,37 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.dispatch.commands import prose_lines
 from bot.store.db import connect
 
 ItemStatus = Literal["queued", "dispatched", "done", "refused"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = ("queued", "dispatched", "done", "refused")
 
 # `#12` but not `other/repo#12` or `abc#12`: only same-repository references count.
-_REF = r"(?<![\w/.-])#(\d+)\b"
+_REF = r"(?<![\w/.-])#(\d{1,9})\b"
+# Every quantifier is bounded and each repetition starts with `#`, so a hostile body
+# (e.g. "depends on" and 60,000 spaces) costs linear time.
 _DEPENDENCY = re.compile(
-    r"\b(?:depends\s+on|dependent\s+on|blocked\s+by)\s*:?\s*"
-    r"((?:#\d+\b(?:\s*(?:,|and|&|\+)\s*)?)+)",
+    r"\b(?:depends\s{1,20}on|dependent\s{1,20}on|blocked\s{1,20}by)[ \t]{0,20}:?\s{0,20}"
+    r"((?:#\d{1,9}\b(?:[ \t]{0,20}(?:,|and|&|\+)[ \t]{0,20})?){1,100})",
     re.IGNORECASE,
 )
-_OPEN_TASK = re.compile(r"^[ \t]*[-*+][ \t]+\[ \][ \t]+" + _REF, re.MULTILINE)
-_FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
-_QUOTE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
-_COMMAND = re.compile(r"^[ \t]*/dispatch\b(?P<args>[^\n]*)$", re.MULTILINE | re.IGNORECASE)
-
-
-def _prose(text: str) -> str:
-    """The author's own words: code blocks and quoted replies say nothing about the plan."""
-    return _QUOTE.sub("", _FENCE.sub("", text or ""))
+_OPEN_TASK = re.compile(r"[ \t]{0,20}[-*+][ \t]{1,20}\[ \][ \t]{1,20}" + _REF)
 
 
 def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
     """Issue numbers this issue waits for, in order of first mention (itself excluded).
 
     Checked task-list items (`- [x] #N`) are finished work and are not dependencies.
+    Code blocks and quoted replies say nothing about the plan (`prose`).
     """
-    prose = _prose(body)
+    lines = prose_lines(body)
+    text = "\n".join(lines)
     found: list[int] = []
-    for match in _DEPENDENCY.finditer(prose):
+    for match in _DEPENDENCY.finditer(text):
         found.extend(int(n) for n in re.findall(r"#(\d+)", match.group(1)))
-    found.extend(int(n) for n in _OPEN_TASK.findall(prose))
+    found.extend(int(m.group(1)) for line in lines if (m := _OPEN_TASK.match(line)))
     return [n for n in dict.fromkeys(found) if n != number]
-
-
-@dataclass(frozen=True)
-class DispatchCommand:
-    """`/dispatch` (this issue), `/dispatch #12 #15` (a batch) or `/dispatch force`."""
-
-    numbers: tuple[int, ...] = ()
-    force: bool = False
-
-
-def parse_dispatch_command(text: str) -> DispatchCommand | None:
-    """The first `/dispatch` line of a comment (outside code and quotes), or None."""
-    match = _COMMAND.search(_prose(text))
-    if match is None:
-        return None
-    args = match.group("args")
-    numbers = tuple(dict.fromkeys(int(n) for n in re.findall(_REF, args)))
-    force = re.search(r"(?<![\w-])force(?![\w-])", args, re.IGNORECASE) is not None
-    return DispatchCommand(numbers=numbers, force=force)
 
 
 # -- planning ---------------------------------------------------------------------------------

@@ -41,10 +41,12 @@ HEADINGS = {
     "docs": "Fix the documentation of",
 }
 MAINTAINER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+# The words are found first and the sentence around them is cut out by index, so a long
+# text costs one pass (a leading `[^.\n]{0,160}` retried at every position did not).
 OUT_OF_SCOPE = re.compile(
-    r"[^.\n]{0,160}\b(?:out of scope|won'?t (?:fix|add|support)|not planned|not going to)\b[^.\n]{0,160}",
-    re.IGNORECASE,
+    r"\b(?:out of scope|won'?t (?:fix|add|support)|not planned|not going to)\b", re.IGNORECASE
 )
+REMARK_REACH = 160
 BLOB_LINK = re.compile(
     r"https?://[^\s/]{1,100}/[\w.-]{1,100}/[\w.-]{1,100}/blob/[0-9A-Za-z._-]{1,100}/([\w./-]{1,300}?)(?:#L(\d{1,6})(?:-L\d{1,6})?)?(?=[\s)\]>\"']|$)"
 )
@@ -242,8 +244,25 @@ def maintainer_remarks(issue: Issue, maintainers: frozenset[str]) -> list[Commen
 def out_of_scope_remarks(issue: Issue, maintainers: frozenset[str]) -> list[str]:
     remarks: list[str] = []
     for comment in maintainer_remarks(issue, maintainers):
-        remarks.extend(m.group(0).strip() for m in OUT_OF_SCOPE.finditer(comment.body[:20_000]))
+        remarks.extend(sentences_around(OUT_OF_SCOPE, comment.body[:20_000]))
     return remarks[:5]
+
+
+def sentences_around(words: re.Pattern[str], text: str) -> list[str]:
+    """Each match with up to REMARK_REACH characters of its sentence on either side."""
+    found: list[str] = []
+    end = 0
+    for match in words.finditer(text):
+        if match.start() < end:
+            continue
+        low = max(end, match.start() - REMARK_REACH)
+        start = max(text.rfind(".", low, match.start()), text.rfind("\n", low, match.start()))
+        start = low if start < 0 else start + 1
+        high = min(len(text), match.end() + REMARK_REACH)
+        stops = (text.find(".", match.end(), high), text.find("\n", match.end(), high))
+        end = min((i for i in stops if i >= 0), default=high)
+        found.append(text[start:end].strip())
+    return found
 
 
 def code_pointers(issue: Issue, limit: int = 15) -> list[str]:
