@@ -6,16 +6,11 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.service import create_app
 from bot.web.app import SERVICES
-from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 from tests.hostile_shapes import HOSTILE_SHAPES
 from tests.service_fixtures import REPO, real_issue, seed, send, settled
@@ -24,19 +19,6 @@ from tests.test_dispatch_flow import comment_payload
 OUTSIDER = "mallory"
 # The issue's budget; a liveness probe with a 3 s timeout is far more forgiving.
 HEALTHZ_BUDGET_SECONDS = 0.100
-
-
-@pytest.fixture
-async def service(
-    aiohttp_client: Any, fake_github: FakeGitHub, tmp_path: Path
-) -> AsyncIterator[TestClient]:
-    settings = fake_github.settings(
-        db=tmp_path / "bot.sqlite3", workers=2, debounce_seconds=0.0, retry_base_seconds=0.01
-    )
-    client: TestClient = await aiohttp_client(
-        await create_app(settings, github_policy=FAST_RETRIES)
-    )
-    yield client
 
 
 def slowest_healthz(url: str, probing: threading.Event, stop: threading.Event) -> float:
@@ -60,26 +42,26 @@ def slowest_healthz(url: str, probing: threading.Event, stop: threading.Event) -
 
 @pytest.mark.parametrize("shape", ["backtick fence openers", "tilde fence openers"])
 async def test_healthz_answers_while_a_hostile_comment_is_processed(
-    service: TestClient, fake_github: FakeGitHub, shape: str
+    app_client: TestClient, fake_github: FakeGitHub, shape: str
 ) -> None:
     number = seed(fake_github, real_issue("peft.export.json", 436))
     body = HOSTILE_SHAPES[shape]
     fake_github.add_comment(REPO, number, body, user=OUTSIDER)
     probing, stop = threading.Event(), threading.Event()
     probe = asyncio.get_running_loop().run_in_executor(
-        None, slowest_healthz, str(service.make_url("/healthz")), probing, stop
+        None, slowest_healthz, str(app_client.make_url("/healthz")), probing, stop
     )
     try:
         while not probing.is_set():
             await asyncio.sleep(0.005)
         status, _, delivery = await send(
-            service,
+            app_client,
             "issue_comment",
             comment_payload(number, body, OUTSIDER, 7001),
             secret=fake_github.webhook_secret,
         )
         assert status == 202
-        rows = await settled(service.app[SERVICES].settings.db, [delivery], timeout=30)
+        rows = await settled(app_client.app[SERVICES].settings.db, [delivery], timeout=30)
     finally:
         stop.set()
     slowest = await probe
