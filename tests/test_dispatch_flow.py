@@ -226,6 +226,7 @@ async def test_pr_follow_up_lands_in_the_thread_and_updates_the_triage_comment(
     number = seed(fake_github, real_issue("peft.export.json", 436))
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     [notice] = await slack_messages(fake_slack, 1)
+    fake_github.set_permission(REPO, "Codertocat", "write")  # the PR's author
     await deliver(app, fake_github, "pull_request", pr_payload("opened", 501, f"Fixes #{number}"))
     await deliver(
         app, fake_github, "pull_request", pr_payload("closed", 501, f"Fixes #{number}", merged=True)
@@ -268,6 +269,34 @@ async def test_batch_with_a_chain_and_a_cap_releases_work_when_a_pr_merges(
     )
     thread = fake_slack.replies(plan)
     assert any("#12" in m.text for m in thread), [m.text for m in thread]
+
+
+async def test_an_outsiders_pr_moves_no_run_until_it_is_merged(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
+    fake_github.set_file(REPO, ".github/agent-dispatch.yml", NO_WINDOW + "  max_in_flight: 1\n")
+    for n in (11, 12, 13):
+        fake_github.add_issue(REPO, n, title=f"Step {n}", body="Independent.")
+    await deliver(
+        app,
+        fake_github,
+        "issue_comment",
+        comment_payload(11, "/dispatch force #11 #12 #13", MAINTAINER, 9150),
+    )
+    [plan] = await slack_messages(fake_slack, 1)
+    runs = app.app[SERVICES].runs
+    for action in ("opened", "closed", "reopened", "closed"):
+        outsider_pr = pr_payload(action, 700, "Fixes #11")
+        outsider_pr["pull_request"]["user"]["login"] = "mallory"  # read access only
+        await deliver(app, fake_github, "pull_request", by(outsider_pr, "mallory"))
+    [run] = runs.list_runs(repo=REPO)
+    assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
+    assert fake_slack.replies(plan) == []
+    merged = pr_payload("closed", 701, "Fixes #11", merged=True)
+    merged["pull_request"]["user"]["login"] = "mallory"
+    await deliver(app, fake_github, "pull_request", merged)
+    [run] = runs.list_runs(repo=REPO)
+    assert (run.numbers("done"), run.numbers("dispatched")) == ([11], [12])
 
 
 async def test_a_batch_with_a_cycle_is_refused_with_a_comment_naming_it(

@@ -9,7 +9,13 @@ from gidgethub import routing, sansio
 
 from bot.delivery.context import EventContext
 from bot.dispatch.commands import parse_dispatch_command
-from bot.dispatch.job import Dispatcher, Requester, may_dispatch, who_may_dispatch
+from bot.dispatch.job import (
+    Dispatcher,
+    Requester,
+    may_advance_run,
+    may_dispatch,
+    who_may_dispatch,
+)
 from bot.mirror.formats import rest_issue
 from bot.mirror.prs import issue_references
 
@@ -177,6 +183,14 @@ async def on_pull_request(event: sansio.Event, ctx: EventContext) -> None:
 
     async def follow_up() -> None:
         gh = await ctx.github()
+        author = str((pull.get("user") or {}).get("login") or "")
+        if action != "merged":
+            role = await gh.get_permission(repo, author) if author else "none"
+            if not may_advance_run(merged=False, author_role=role):
+                ctx.log.info(
+                    "PR #%s by %s (%s) moves no dispatch run", pull["number"], author, role
+                )
+                return
         loaded = await ctx.repo_config(repo)
         await Dispatcher(ctx.services, ctx.log).pull_request_moved(
             gh, repo, pull, action, targets, loaded

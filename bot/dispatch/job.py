@@ -60,6 +60,15 @@ async def may_dispatch(
     return False, f"permission {role}"
 
 
+def may_advance_run(*, merged: bool, author_role: str) -> bool:
+    """Whether PR news may move a dispatch run (free a slot, release queued work, post).
+
+    Anyone can open or close a PR saying "Fixes #N", forks included; only a merged PR
+    (merging takes write access) or a PR whose author has write access or more counts.
+    """
+    return merged or PERMISSION_RANK.get(author_role, 0) >= PERMISSION_RANK["write"]
+
+
 def who_may_dispatch(config: RepoConfig) -> str:
     policy = config.dispatch
     parts = [f"people with the `{policy.required_permission}` role or higher"]

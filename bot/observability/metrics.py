@@ -4,6 +4,33 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+# Label values come from fixed sets, so no request can grow /metrics or break its
+# encoding: the events GitHub sends an App like ours, and one label for requests whose
+# signature was not checked or did not match (their headers say nothing trustworthy).
+EVENT_LABELS = frozenset(
+    {
+        "issue_comment",
+        "issues",
+        "label",
+        "pull_request",
+        "push",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "github_app_authorization",
+        "repository",
+        "meta",
+        "ping",
+    }
+)
+OTHER_EVENT = "other"
+UNVERIFIED = "unverified"
+
+
+def event_label(event: str) -> str:
+    """`event` when it is one GitHub sends us, else "other"."""
+    return event if event in EVENT_LABELS else OTHER_EVENT
+
 
 class Metrics:
     def __init__(self) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.delivery.context import Services
 from bot.delivery.inbox import describe
 from bot.delivery.workers import WorkerPool
+from bot.observability.metrics import UNVERIFIED, event_label
 from bot.web.intake import Rejection, check_headers, debounce_for, parse_payload, verify_signature
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,21 @@ def _answer(status: int, text: str, **extra: Any) -> web.Response:
 async def webhook(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     settings = services.settings
-    event_header = request.headers.get("X-GitHub-Event")
     try:
-        event, delivery_id = check_headers(event_header, request.headers.get("X-GitHub-Delivery"))
+        event, delivery_id = check_headers(
+            request.headers.get("X-GitHub-Event"), request.headers.get("X-GitHub-Delivery")
+        )
         body = await read_capped(request, settings.max_body_bytes)
         verify_signature(
             settings.require_webhook_secret(), body, request.headers.get("X-Hub-Signature-256")
         )
         data = parse_payload(body)
     except Rejection as rejection:
-        services.metrics.deliveries.labels(
-            event_header or "-", f"rejected_{rejection.status}"
-        ).inc()
+        # Nothing of an unverified request becomes a label or reaches a log line raw.
+        services.metrics.deliveries.labels(UNVERIFIED, f"rejected_{rejection.status}").inc()
         log.warning(
             "rejected delivery %s: %s",
-            request.headers.get("X-GitHub-Delivery", "-"),
+            ascii(request.headers.get("X-GitHub-Delivery", "-")[:100]),
             rejection.reason,
         )
         return _answer(rejection.status, "rejected", reason=rejection.reason)
@@ -73,9 +74,9 @@ async def webhook(request: web.Request) -> web.Response:
     )
     fresh = await services.inbox.add(delivery)
     if not fresh:
-        services.metrics.deliveries.labels(event, "duplicate").inc()
+        services.metrics.deliveries.labels(event_label(event), "duplicate").inc()
         return _answer(200, "duplicate", delivery=delivery_id)
-    services.metrics.deliveries.labels(event, "accepted").inc()
+    services.metrics.deliveries.labels(event_label(event), "accepted").inc()
     if event == "ping":
         return _answer(200, "pong", delivery=delivery_id)
     return _answer(202, "accepted", delivery=delivery_id)

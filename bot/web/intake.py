@@ -41,6 +41,8 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> None:
     """Only X-Hub-Signature-256 counts: a missing one or a SHA-1 one is refused."""
     if not header:
         raise Rejection(401, "missing X-Hub-Signature-256 (SHA-1 signatures are not accepted)")
+    if not header.isascii():  # a hex digest is ASCII; other bytes must not reach .encode()
+        raise Rejection(401, "signature does not match the webhook secret")
     if not hmac.compare_digest(signature_for(secret, body).encode(), header.strip().encode()):
         raise Rejection(401, "signature does not match the webhook secret")
 
