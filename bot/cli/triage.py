@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,14 +12,13 @@ from typing import Any
 from bot.cli.output import emit, emit_json
 from bot.config.loader import build_config
 from bot.config.repo import RepoConfig
+from bot.github.references import parse_named
 from bot.mirror.view import MirrorStoreView
 from bot.models import TriageDecision
 from bot.store.artifacts import ArtifactStore
 from bot.store.mirror import MirrorStore
 from bot.triage.pipeline import assess
 from bot.triage.render import Renderer
-
-ISSUE_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
 
 def _fail(message: str) -> int:
@@ -70,10 +68,10 @@ def _decision_lines(decision: TriageDecision) -> list[str]:
 def cmd_triage(args: argparse.Namespace) -> int:
     if args.offline:
         return triage_offline(args)
-    match = ISSUE_REF.match(args.target)
-    if not match:
+    named = parse_named(args.target)
+    if named is None:
         return _fail(f"expected OWNER/NAME#N, got {args.target!r} (or use --offline NUMBER)")
-    return asyncio.run(triage_live(args, match.group(1), int(match.group(2))))
+    return asyncio.run(triage_live(args, *named))
 
 
 def triage_offline(args: argparse.Namespace) -> int:
@@ -167,11 +165,11 @@ def cmd_artifacts_list(args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts_get(args: argparse.Namespace) -> int:
-    match = ISSUE_REF.match(args.issue)
-    if not match:
+    named = parse_named(args.issue)
+    if named is None:
         return _fail(f"expected OWNER/NAME#N, got {args.issue!r}")
     store = ArtifactStore(_db(args))
-    repo, number = match.group(1), int(match.group(2))
+    repo, number = named
     version = args.version
     if version is None:
         latest = store.latest(repo, number)

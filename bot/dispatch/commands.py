@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.github.references import bare_numbers
+
 # GitHub caps a comment or an issue body at 65,536 characters; anything longer is not
 # GitHub's and is read only up to there.
 MAX_TEXT = 65_536
 # A command line longer than this is not a command someone typed.
 MAX_COMMAND_LINE = 1_000
 COMMAND_WORD = "/dispatch"
-# `#12` but not `other/repo#12` or `abc#12`: only same-repository references count.
-_REF = re.compile(r"(?<![\w/.-])#(\d{1,9})\b")
 _FORCE = re.compile(r"(?<![\w-])force(?![\w-])", re.IGNORECASE)
 _FENCE_CHARS = "`~"
 
@@ -92,6 +92,7 @@ def parse_dispatch_command(text: str | None) -> DispatchCommand | None:
         if args[:1] and (args[0].isalnum() or args[0] == "_"):
             continue  # "/dispatcher" is another word
         args = args[:MAX_COMMAND_LINE]
-        numbers = tuple(dict.fromkeys(int(n) for n in _REF.findall(args)))
+        # Only bare `#12` counts (not `other/repo#12` or `abc#12`): same-repository issues.
+        numbers = tuple(dict.fromkeys(bare_numbers(args)))
         return DispatchCommand(numbers=numbers, force=_FORCE.search(args) is not None)
     return None

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.dispatch.commands import prose_lines
+from bot.github.references import bare_numbers, references
 from bot.store.db import connect
 
 ItemStatus = Literal["queued", "dispatched", "done", "refused"]
 ITEM_STATUSES: tuple[ItemStatus, ...] = ("queued", "dispatched", "done", "refused")
 
-# `#12` but not `other/repo#12` or `abc#12`: only same-repository references count.
-_REF = r"(?<![\w/.-])#(\d{1,9})\b"
+# Only bare `#12` counts (not `other/repo#12` or `abc#12`): same-repository issues.
 # Every quantifier is bounded and each repetition starts with `#`, so a hostile body
 # (e.g. "depends on" and 60,000 spaces) costs linear time.
 _DEPENDENCY = re.compile(
@@ -34,7 +34,8 @@ _DEPENDENCY = re.compile(
     r"((?:#\d{1,9}\b(?:[ \t]{0,20}(?:,|and|&|\+)[ \t]{0,20})?){1,100})",
     re.IGNORECASE,
 )
-_OPEN_TASK = re.compile(r"[ \t]{0,20}[-*+][ \t]{1,20}\[ \][ \t]{1,20}" + _REF)
+# An open task-list item that starts with a reference (`- [ ] #12`).
+_OPEN_TASK = re.compile(r"[ \t]{0,20}[-*+][ \t]{1,20}\[ \][ \t]{1,20}(?=#)")
 
 
 def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
@@ -47,8 +48,11 @@ def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
     text = "\n".join(lines)
     found: list[int] = []
     for match in _DEPENDENCY.finditer(text):
-        found.extend(int(n) for n in re.findall(r"#(\d+)", match.group(1)))
-    found.extend(int(m.group(1)) for line in lines if (m := _OPEN_TASK.match(line)))
+        found.extend(bare_numbers(match.group(1)))
+    for line in lines:
+        task = _OPEN_TASK.match(line)
+        first = references(line[task.end() :])[:1] if task else []
+        found.extend(ref.number for ref in first if ref.start == 0 and ref.repo is None)
     return [n for n in dict.fromkeys(found) if n != number]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from bot.github.references import bare_numbers, closing_targets, targets
 from bot.models import ExistingPR, Issue, PRState
 
 if TYPE_CHECKING:
@@ -17,43 +18,14 @@ if TYPE_CHECKING:
 
 FOUND_BY_ORDER = ("closing-keyword", "timeline", "title", "branch")
 
-_HASH_REF = re.compile(r"#(\d{1,7})\b")
-_QUALIFIER = re.compile(r"(?:^|[^\w.-])([\w.-]+/[\w.-]+)$")
-_URL_REF = re.compile(r"https?://github\.com/([\w.-]+/[\w.-]+)/issues/(\d{1,7})\b")
-_CLOSING = re.compile(
-    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b:?[ \t]+"
-    r"(?:(?<![\w.-])([\w.-]+/[\w.-]+)?#(\d{1,7})|https?://github\.com/([\w.-]+/[\w.-]+)/issues/(\d{1,7}))\b",
-    re.IGNORECASE,
-)
-_TITLE_ISSUE = re.compile(r"(?i)(?:(?<![\w/])#|\bissue[ \t]*#?)(\d{1,7})\b")
+# "issue 12" in a PR title (a bare "#12" is found by the reference parser).
+_TITLE_ISSUE = re.compile(r"(?i)\bissue[ \t]*#?(\d{1,7})\b")
 _BRANCH_ISSUE = re.compile(
     r"(?i)(?:^|[/_-])(?:issues?|gh|fix(?:es)?|bug(?:fix)?|hotfix|close[sd]?|resolve[sd]?)"
     r"[-_/]?#?(\d{1,7})(?=$|[/_-])"
     r"|(?:^|/)(\d{1,7})(?=$|[-_/])"
 )
 _REPO_IN_URL = re.compile(r"github\.com/([\w.-]+/[\w.-]+)/(?:pull|issues)/\d+")
-
-
-def _targets(text: str, repo: str) -> list[tuple[str, int]]:
-    """Issues named as #N, owner/name#N or a github.com issue URL (literal-led scans: fast)."""
-    found = []
-    for m in _HASH_REF.finditer(text):
-        before = text[max(0, m.start() - 100) : m.start()]
-        qualified = _QUALIFIER.search(before)
-        if qualified:
-            found.append((qualified.group(1), int(m.group(1))))
-        elif not before or not (before[-1].isalnum() or before[-1] in "_/&"):
-            found.append((repo, int(m.group(1))))
-    found += [(r, int(n)) for r, n in _URL_REF.findall(text)]
-    return found
-
-
-def closing_targets(text: str, repo: str) -> list[tuple[str, int]]:
-    """Issues a PR body closes with GitHub's keywords (fix/fixes/fixed, close..., resolve...)."""
-    return [
-        (qualified or url_repo or repo, int(number or url_number))
-        for qualified, number, url_repo, url_number in _CLOSING.findall(text)
-    ]
 
 
 def branch_issue_numbers(branch: str) -> list[int]:
@@ -67,10 +39,13 @@ def issue_references(item: Issue) -> list[tuple[str, int, str]]:
     text = "\n".join(
         [item.title, item.body, *(c.body for c in item.comments if not c.author_is_bot)]
     )
-    refs += [(r, n, "mention") for r, n in _targets(text, item.repo)]
+    refs += [(r, n, "mention") for r, n in targets(text, item.repo)]
     if item.is_pull_request:
         refs += [(r, n, "closing-keyword") for r, n in closing_targets(item.body, item.repo)]
-        refs += [(item.repo, int(n), "title") for n in _TITLE_ISSUE.findall(item.title)]
+        title_numbers = bare_numbers(item.title) + [
+            int(n) for n in _TITLE_ISSUE.findall(item.title)
+        ]
+        refs += [(item.repo, n, "title") for n in title_numbers]
         if item.head_ref:
             refs += [(item.repo, n, "branch") for n in branch_issue_numbers(item.head_ref)]
     return [ref for ref in dict.fromkeys(refs) if (ref[0], ref[1]) != (item.repo, item.number)]

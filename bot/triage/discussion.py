@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bot.github.references import bare_numbers, references
 from bot.models import ExistingPR, PRState
 from bot.triage.signals import LINE_LINK_RE, Finding, quote, repo_path
 from bot.triage.text import Part, Prepared, SaidBy, is_word_start
@@ -68,7 +69,6 @@ DUPLICATE_RE = re.compile(
     r"(?:duplicate (?:of|to)|dupe? of|same (?:issue|problem|bug) as|in favou?r of|tracked (?:in|by|at)"
     r"|already reported (?:in|at))\W{0,10}(?:https://github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/|#)(\d{1,7})\b"
 )
-ISSUE_REF_RE = re.compile(r"#(\d{1,7})\b|github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/(\d{1,7})")
 INFO_REQUEST_RE = re.compile(
     r"(?:can|could|would) you (?:please |also )?(?:share|provide|post|paste|include|add|give|send|reproduce|run|confirm|tell)\b"
     r"|please (?:share|provide|post|paste|include|add|fill|follow|run)\b"
@@ -85,7 +85,6 @@ RESOLVED_RE = re.compile(
 )
 PR_URL_RE = re.compile(r"github\.com/([\w.-]{1,100}/[\w.-]{1,100})/pull/(\d{1,7})")
 PR_WORD_RE = re.compile(r"\b(?:PR|pull request)\b", re.I)
-BARE_REF_RE = re.compile(r"(?:^|[\s(])#(\d{1,7})\b")
 MERGED_RE = re.compile(
     r"\b(?:has been|have been|was|already|got|been|is|recently) merged\b|\bmerged (?:recently|already)\b|\bfixed (?:by|in)\b",
     re.I,
@@ -148,7 +147,7 @@ def _mentioned_prs(said: SaidBy, repo: str) -> list[ExistingPR]:
             if m.group(1).lower() == repo.lower()
         ]
         if PR_WORD_RE.search(sentence):
-            numbers += [(int(m.group(1)), None) for m in BARE_REF_RE.finditer(sentence)]
+            numbers += [(n, None) for n in bare_numbers(sentence)]
         if not numbers:
             continue
         state: PRState = "merged" if MERGED_RE.search(sentence) else "open"
@@ -233,8 +232,7 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
 def labelled_duplicate_target(prepared: Prepared, own_number: int) -> int | None:
     """With a Duplicate label, the first other issue the thread references."""
     for part in [prepared.body, *(s.part for s in prepared.comments)]:
-        for match in ISSUE_REF_RE.finditer(part.prose):
-            number = int(match.group(1) or match.group(2))
-            if number != own_number:
-                return number
+        for ref in references(part.prose):
+            if ref.number != own_number:
+                return ref.number
     return None

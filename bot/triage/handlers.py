@@ -11,8 +11,9 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.delivery.context import EventContext
+from bot.github.references import closing_targets
 from bot.mirror.formats import rest_issue
-from bot.mirror.prs import closing_targets, issue_references
+from bot.mirror.prs import issue_references
 from bot.triage.job import TriageJob
 
 router = routing.Router()

@@ -117,6 +117,5 @@ def assess(issue: Issue, view: MirrorView, config: RepoConfig, bot_login: str | 
             )
             for ref in decision.related[:RELATED_IN_PROMPT]
         ],
-        maintainers=frozenset(config.triage.maintainers),
     )
     return Assessment(issue=issue, decision=decision, prompt=prompt, config=config)

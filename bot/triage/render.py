@@ -18,9 +18,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config.repo import RepoConfig
+from bot.config.triage import TriageRules
 from bot.models import Comment, Issue, RelatedIssue, TimelineEvent, TriageDecision
 from bot.packaged import prompts_dir
 from bot.triage.quoting import excerpt, fenced, inline
+from bot.triage.text import is_maintainer
 
 PROMPTS_DIR = prompts_dir()
 SECTIONS = (
@@ -40,7 +42,6 @@ HEADINGS = {
     "review-existing-pr": "Review and complete the open PR for",
     "docs": "Fix the documentation of",
 }
-MAINTAINER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 # The words are found first and the sentence around them is cut out by index, so a long
 # text costs one pass (a leading `[^.\n]{0,160}` retried at every position did not).
 OUT_OF_SCOPE = re.compile(
@@ -108,7 +109,6 @@ class PromptInput:
     decision: TriageDecision
     config: RepoConfig
     related: list[RelatedContext] = field(default_factory=list)
-    maintainers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -187,9 +187,9 @@ class Renderer:
             "budget": config.prompt.size_budget,
             "existing_prs": data.decision.existing_prs,
             "cross_references": cross_reference_events(issue),
-            "maintainer_remarks": maintainer_remarks(issue, data.maintainers),
+            "maintainer_remarks": maintainer_remarks(issue, config.triage),
             "code_pointers": code_pointers(issue),
-            "out_of_scope": out_of_scope_remarks(issue, data.maintainers),
+            "out_of_scope": out_of_scope_remarks(issue, config.triage),
             "unavailable_hardware": [
                 h for h in data.decision.hardware if h not in config.triage.available_hardware
             ],
@@ -231,19 +231,18 @@ def marker_hash(body: str) -> str | None:
     return match.group(1) if match else None
 
 
-def is_maintainer(comment: Comment, maintainers: frozenset[str]) -> bool:
-    return (comment.author or "") in maintainers or (
-        comment.author_association or ""
-    ) in MAINTAINER_ASSOCIATIONS
+def maintainer_remarks(issue: Issue, rules: TriageRules) -> list[Comment]:
+    """Comments by maintainers as the repository's config defines them (as the verdict does)."""
+    return [
+        c
+        for c in issue.comments
+        if not c.author_is_bot and is_maintainer(c.author, c.author_association, rules)
+    ]
 
 
-def maintainer_remarks(issue: Issue, maintainers: frozenset[str]) -> list[Comment]:
-    return [c for c in issue.comments if is_maintainer(c, maintainers) and not c.author_is_bot]
-
-
-def out_of_scope_remarks(issue: Issue, maintainers: frozenset[str]) -> list[str]:
+def out_of_scope_remarks(issue: Issue, rules: TriageRules) -> list[str]:
     remarks: list[str] = []
-    for comment in maintainer_remarks(issue, maintainers):
+    for comment in maintainer_remarks(issue, rules):
         remarks.extend(sentences_around(OUT_OF_SCOPE, comment.body[:20_000]))
     return remarks[:5]
 
