@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.config.loader import ConfigLoader
 from bot.config.settings import Settings
+from bot.dashboard.app import add_dashboard
 from bot.delivery.context import Services
 from bot.delivery.inbox import Inbox, InboxQueries
 from bot.delivery.routing import build_router
@@ -89,6 +90,7 @@ async def create_app(
     app[SERVICES] = services
     app[POOL] = pool
     add_routes(app)
+    add_dashboard(app, services)
     if settings.dry_run:  # no App yet: offer the registration flow
         add_registration_routes(app, settings)
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -310,7 +311,9 @@ def seed_small(db: Path) -> Seeded:
     finally:
         for store in (mirror, records, artifacts, runs, outbox):
             store.close()
-    asyncio.run(seed_deliveries(db))
+    # A loop of its own on a thread of its own: callers may be inside a running loop.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, seed_deliveries(db)).result()
     seeded.issues = len(items)
     return seeded
 

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = Path(".env")
@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     redelivery_interval_minutes: int = Field(default=10, ge=0)
     artifact_dir: Path | None = None
     log_level: str = "INFO"
+    # Dashboard sign-in: the App's OAuth credentials (the manifest flow writes them as
+    # BOT_CLIENT_ID / BOT_CLIENT_SECRET; BOT_GITHUB_CLIENT_ID / _SECRET work too).
+    client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("client_id", "bot_client_id", "bot_github_client_id"),
+    )
+    client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "client_secret", "bot_client_secret", "bot_github_client_secret"
+        ),
+    )
+    # Web base for sign-in and links; derived from the API URL when unset.
+    github_web_url: str | None = None
+    # Comma-separated GitHub logins who may see deliveries and the outbox in the dashboard.
+    operators: str = ""
 
     @model_validator(mode="after")
     def _derive_graphql_url(self) -> Settings:
@@ -64,7 +80,26 @@ class Settings(BaseSettings):
                 self.github_graphql_url = base[: -len("/v3")] + "/graphql"
             else:
                 self.github_graphql_url = base + "/graphql"
+        if not self.github_web_url:
+            base = self.github_api_url
+            if base == DEFAULT_GITHUB_API_URL:
+                self.github_web_url = "https://github.com"
+            elif base.endswith("/api/v3"):  # GitHub Enterprise Server
+                self.github_web_url = base[: -len("/api/v3")]
+            else:  # a test double serves the web and API paths on one base
+                self.github_web_url = base
+        self.github_web_url = self.github_web_url.rstrip("/")
         return self
+
+    @property
+    def operator_logins(self) -> frozenset[str]:
+        return frozenset(
+            login.strip().lower() for login in self.operators.split(",") if login.strip()
+        )
+
+    @property
+    def sign_in_enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret)
 
     @property
     def dry_run(self) -> bool:

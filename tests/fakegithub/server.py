@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.threaded_server import ThreadedServer
 
 from . import graphql
+from .oauth import FakeOAuth
 
 WEB = "https://github.com"
 DEFAULT_PER_PAGE = 30
@@ -193,6 +194,7 @@ class FakeGitHub(ThreadedServer):
         self._public_key = key.public_key()
         self.webhook_secret = "fake-webhook-secret"
         self._lock = threading.RLock()
+        self.oauth = FakeOAuth()  # sign-in with GitHub (the dashboard)
         self.reset()
 
     # Lifecycle
@@ -240,6 +242,7 @@ class FakeGitHub(ThreadedServer):
             self.latency = 0.0
             self.require_auth = False
             self.token_ttl = 3600.0
+            self.oauth.reset()
 
     # Knobs
 
@@ -646,6 +649,8 @@ class FakeGitHub(ThreadedServer):
         api_path = (
             raw_path[len(GHES_PREFIX) :] if raw_path.startswith(GHES_PREFIX + "/") else raw_path
         )
+        if api_path.startswith("/login/oauth/"):  # the web host's sign-in, not the REST API
+            return await self.oauth.handle(request, api_path)
         query = parse_qs(request.rel_url.raw_query_string, keep_blank_values=True)
         raw_body = await request.read()
         try:
@@ -779,6 +784,7 @@ class FakeGitHub(ThreadedServer):
     def _routes(self) -> list[Route]:
         return [
             ("GET", ("app",), "jwt", self._get_app),
+            ("GET", ("user",), "none", self._get_user),
             (
                 "GET",
                 ("repos", "{owner}", "{repo}", "installation"),
@@ -964,6 +970,13 @@ class FakeGitHub(ThreadedServer):
 
     def _get_app(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
         return 200, self._app_info(), {}
+
+    def _get_user(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        """The signed-in user, for a user token from the OAuth flow."""
+        login = self.oauth.login_for(call.request.headers.get("Authorization", ""))
+        if login is None:
+            raise _Reply(401, "Requires authentication")
+        return 200, _user(login), {}
 
     def _app_info(self) -> dict[str, Any]:
         return {
