@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 import jinja2
@@ -84,6 +85,15 @@ def _templates() -> jinja2.Environment:
     return env
 
 
+class Stores(NamedTuple):
+    """The dashboard's own connections, opened and used on its database thread only."""
+
+    queries: DashboardQueries
+    artifacts: ArtifactStore
+    inbox: InboxQueries
+    outbox: Outbox
+
+
 class Dashboard:
     """The pages' state: stores on a thread of their own, caches, the sign-in client."""
 
@@ -101,7 +111,7 @@ class Dashboard:
         )
         # SQLite off the event loop: one thread owns the dashboard's connections.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-db")
-        self._stores: tuple[DashboardQueries, ArtifactStore, InboxQueries, Outbox] | None = None
+        self._stores: Stores | None = None
         self._session: aiohttp.ClientSession | None = None
         self.secure_cookies = self.settings.public_url.startswith("https://")
 
@@ -110,9 +120,9 @@ class Dashboard:
         self._stores = await self._run(self._open_stores)
         self._session = aiohttp.ClientSession()
 
-    def _open_stores(self) -> tuple[DashboardQueries, ArtifactStore, InboxQueries, Outbox]:
+    def _open_stores(self) -> Stores:
         db = self.settings.db
-        return (
+        return Stores(
             DashboardQueries(db),
             ArtifactStore(db, self.settings.artifact_dir),
             InboxQueries(db),
@@ -130,9 +140,13 @@ class Dashboard:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
+    @property
+    def stores(self) -> Stores:
+        assert self._stores is not None, "the dashboard is not started"
+        return self._stores
+
     async def query(self, fn: Callable[[DashboardQueries], T]) -> T:
-        assert self._stores is not None
-        queries = self._stores[0]
+        queries = self.stores.queries
         return await self._run(lambda: fn(queries))
 
     # -- who may see and do what ------------------------------------------------------
@@ -479,8 +493,7 @@ async def issue_page(request: web.Request, session: Session) -> web.StreamRespon
     versions = [v["version"] for v in detail["versions"]]
     old = _int(request.query.get("a"), versions[-2] if len(versions) > 1 else 0, low=0, high=10**6)
     new = _int(request.query.get("b"), versions[-1] if versions else 0, low=0, high=10**6)
-    assert dashboard._stores is not None
-    artifacts = dashboard._stores[1]
+    artifacts = dashboard.stores.artifacts
 
     def texts() -> dict[int, str]:
         return {v: artifacts.get(repo, number, v) or "" for v in versions}
@@ -533,20 +546,28 @@ def _operator(handler: Callable[[web.Request, Session], Awaitable[web.StreamResp
     return wrapped
 
 
-@_operator
-async def deliveries_page(request: web.Request, session: Session) -> web.StreamResponse:
+async def _operator_list(
+    request: web.Request, template: str, statuses: tuple[str, ...], load: Callable[..., Any]
+) -> web.StreamResponse:
+    """Deliveries or outbox messages, newest first, of one status or all."""
     dashboard = _dashboard(request)
     status = request.query.get("status") or None
-    status = status if status in DELIVERY_STATUSES else None
-    rows = await dashboard.query(lambda q: q.deliveries(status=status))
+    chosen = status if status in statuses else None
+    rows = await dashboard._run(lambda: load(status=chosen, limit=100))
     return dashboard.render(
         request,
-        "deliveries.html.j2",
+        template,
         rows=rows,
-        chosen=status,
-        statuses=DELIVERY_STATUSES,
-        replayed=request.query.get("replayed"),
+        chosen=chosen,
+        statuses=statuses,
+        done=request.query.get("done"),
     )
+
+
+@_operator
+async def deliveries_page(request: web.Request, session: Session) -> web.StreamResponse:
+    inbox = _dashboard(request).stores.inbox
+    return await _operator_list(request, "deliveries.html.j2", DELIVERY_STATUSES, inbox.recent)
 
 
 @_operator
@@ -554,29 +575,22 @@ async def replay(request: web.Request, session: Session) -> web.StreamResponse:
     dashboard = _dashboard(request)
     form = await _form(request, session)
     delivery_id = form.get("id", "")
-    assert dashboard._stores is not None
-    inbox = dashboard._stores[2]
+    inbox = dashboard.stores.inbox
     if not await dashboard._run(lambda: inbox.replay(delivery_id)):
         raise web.HTTPConflict(text="no such delivery, or it is running right now")
     dashboard.services.inbox.new_work.set()
     log.info("dashboard: %s replayed delivery %s", session.login, delivery_id)
-    raise web.HTTPSeeOther(f"{PREFIX}/deliveries?replayed={delivery_id}")
+    raise web.HTTPSeeOther(f"{PREFIX}/deliveries?{urlencode({'done': delivery_id})}")
 
 
 @_operator
 async def outbox_page(request: web.Request, session: Session) -> web.StreamResponse:
-    dashboard = _dashboard(request)
-    status = request.query.get("status") or None
-    status = status if status in OUTBOX_STATUSES else None
-    rows = await dashboard.query(lambda q: q.outbox(status=status))
-    return dashboard.render(
-        request,
-        "outbox.html.j2",
-        rows=rows,
-        chosen=status,
-        statuses=OUTBOX_STATUSES,
-        retried=request.query.get("retried"),
-    )
+    outbox = _dashboard(request).stores.outbox
+
+    def load(**query: Any) -> list[dict[str, Any]]:
+        return [message.summary() for message in outbox.messages(**query)]
+
+    return await _operator_list(request, "outbox.html.j2", OUTBOX_STATUSES, load)
 
 
 @_operator
@@ -584,13 +598,12 @@ async def retry(request: web.Request, session: Session) -> web.StreamResponse:
     dashboard = _dashboard(request)
     form = await _form(request, session)
     message_id = _int(form.get("id"), 0, low=0, high=2**62)
-    assert dashboard._stores is not None
-    outbox = dashboard._stores[3]
+    outbox = dashboard.stores.outbox
     if not await dashboard._run(lambda: outbox.retry(message_id)):
         raise web.HTTPConflict(text="no such message, or it was already sent")
     dashboard.services.sender.wake()
     log.info("dashboard: %s retried outbox message %d", session.login, message_id)
-    raise web.HTTPSeeOther(f"{PREFIX}/outbox?retried={message_id}")
+    raise web.HTTPSeeOther(f"{PREFIX}/outbox?done={message_id}")
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:

@@ -378,30 +378,3 @@ class DashboardQueries:
             ):
                 found[(repo, number)].append(dict(r) | {"created": _dt(r["created_at"])})
         return found
-
-    # -- operators ------------------------------------------------------------------
-
-    def deliveries(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, event, action, repo, subject, status, attempts, last_error,"
-            " received_at, finished_at FROM deliveries"
-        )
-        params: list[Any] = []
-        if status:
-            sql += " WHERE status = ?"
-            params.append(status)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        return [dict(r) for r in self._conn.execute(sql, (*params, limit)).fetchall()]
-
-    def outbox(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, key, kind, repo, channel, status, attempts, last_error, created_at,"
-            " sent_at, payload FROM outbox_messages"
-        )
-        params: list[Any] = []
-        if status:
-            sql += " WHERE status = ?"
-            params.append(status)
-        sql += " ORDER BY id DESC LIMIT ?"
-        rows = self._conn.execute(sql, (*params, limit)).fetchall()
-        return [dict(r) | {"text": str(json.loads(r["payload"]).get("text", ""))} for r in rows]
