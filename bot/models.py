@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 IssueState = Literal["open", "closed"]
-PRState = Literal["open", "merged", "closed"]
+# "unknown": GitHub or the mirror did not say; shown as such and never changes the mode.
+PRState = Literal["open", "merged", "closed", "unknown"]
 Verdict = Literal[
     "actionable",
     "needs-info",
@@ -112,8 +113,11 @@ class ExistingPR(BaseModel):
     url: str | None = None
     title: str | None = None
     repo: str | None = None
-    # timeline, closing-keyword, title, branch
+    # timeline, closing-keyword, title, branch, closed-by, connected, comment
     found_by: str
+    # The PR closes this very issue: a closing keyword for it, GitHub's willCloseTarget,
+    # or a closed-by / connected event. Only such a PR, merged, makes a close-candidate.
+    closes: bool = False
 
 
 class RelatedIssue(BaseModel):
@@ -124,6 +128,8 @@ class RelatedIssue(BaseModel):
     matched: list[str] = Field(default_factory=list)
     url: str | None = None
     repo: str | None = None
+    # Why it is related, in plain words ("shares the error line `...`").
+    reason: str = ""
 
 
 class Priority(BaseModel):

@@ -40,8 +40,15 @@ def real_issue(name: str, number: int) -> dict[str, Any]:
     return next(i for i in export["open_issues"] + export["closed_issues"] if i["number"] == number)
 
 
+# A few real paths of huggingface/peft's default branch (the tree code pointers are checked on).
+PEFT_PATHS = ("src/peft/__init__.py", "src/peft/tuners/__init__.py", "src/peft/tuners/lora.py")
+
+
 def seed(fake: FakeGitHub, raw: dict[str, Any], repo: str = REPO) -> int:
     fake.add_repo(repo)
+    if repo == REPO:
+        for path in PEFT_PATHS:
+            fake.set_file(repo, path, "")
     fake.add_issue(
         repo,
         raw["number"],

@@ -27,7 +27,8 @@ CASES = [
     # (name, export file, repo, number, expected verdict, expected mode)
     ("actionable-bug", "peft.export.json", "huggingface/peft", 436, "actionable", "fix"),
     ("hardware-blocked", "peft.export.json", "huggingface/peft", 2041, "needs-hardware", None),
-    ("open-pr", "vllm.xref.export.json", "vllm-project/vllm", 5506, None, "review-existing-pr"),
+    # vllm#5506: its only PR was cross-referenced with no state: "state unknown", mode unchanged
+    ("pr-state-unknown", "vllm.xref.export.json", "vllm-project/vllm", 5506, None, "fix"),
 ]
 
 

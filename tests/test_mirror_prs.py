@@ -122,11 +122,11 @@ def test_timeline_cross_reference_with_state_refreshed_from_mirrored_pr(store: M
     )
     store.upsert_issue(issue)
     store.upsert_issue(pr(40, state="closed"))  # closed since the cross-reference was recorded
-    found = {p.number: (p.state, p.found_by) for p in find_existing_prs(store, issue)}
+    found = {p.number: (p.state, p.found_by, p.closes) for p in find_existing_prs(store, issue)}
     assert found == {
-        40: ("closed", "timeline"),
-        41: ("open", "timeline"),
-        42: ("merged", "closing-keyword"),
+        40: ("closed", "timeline", False),
+        41: ("unknown", "timeline", False),  # no state reported: never shown as open
+        42: ("merged", "closing-keyword", True),
     }
 
 

@@ -36,10 +36,11 @@ def issue(
     author: str = "reporter",
     association: str | None = None,
     reactions: dict[str, int] | None = None,
+    number: int = 7,
 ) -> Issue:
     return Issue(
         repo="huggingface/peft",
-        number=7,
+        number=number,
         title=title,
         body=body,
         author=author,
@@ -139,7 +140,6 @@ SIGNAL_CASES = [
         issue(labels=["contributions-welcome"]),
         "contributions_welcome_label",
     ),
-    ("open pr in a comment", issue(comments=[("maint", "I opened PR #99 for this.")]), "open_pr"),
     ("no description", issue(body="deleted"), "no_description"),
     (
         "screenshot only",
@@ -337,10 +337,10 @@ VERDICT_CASES = [
         "duplicate",
     ),
     (
-        "maintainer duplicate",
+        "maintainer closes in favour of an issue nobody has seen",
         issue(comments=[("maint", "Closing this in favor of #6537.")]),
         [],
-        "duplicate",
+        "close-candidate",
     ),
     ("proposing to close", issue(labels=["Proposing to Close"]), [], "close-candidate"),
     (
@@ -356,10 +356,22 @@ VERDICT_CASES = [
         "close-candidate",
     ),
     (
-        "merged pr",
+        "merged pr that closes this issue",
+        issue(),
+        [ExistingPR(number=3, state="merged", found_by="closing-keyword", closes=True)],
+        "close-candidate",
+    ),
+    (
+        "merged pr that only mentions this issue",
         issue(),
         [ExistingPR(number=3, state="merged", found_by="timeline")],
-        "close-candidate",
+        "actionable",
+    ),
+    (
+        "pr of unknown state",
+        issue(),
+        [ExistingPR(number=3, state="unknown", found_by="timeline")],
+        "actionable",
     ),
     (
         "open pr stays actionable",
@@ -402,15 +414,20 @@ def test_mode(subject: Issue, mode: str) -> None:
 
 
 def test_duplicate_of_from_label_reference_and_related_title() -> None:
-    labelled = decide(
-        issue(labels=["Duplicate"], comments=[("maint", "Same root cause as #42")]), RULES
+    labelled = issue(
+        labels=["Duplicate"], comments=[("maint", "Same root cause as #42")], number=50
     )
-    assert labelled.duplicate_of == 42
+    assert decide(labelled, RULES, known_issues=[42]).duplicate_of == 42
+    assert decide(labelled, RULES).duplicate_of is None  # #42 not known to exist
+    assert decide(labelled, RULES).verdict == "duplicate"  # the label still says so
     twin = RelatedIssue(
         number=9, state="open", title="`load_adapter` fails with KeyError", score=0.4
     )
-    assert decide(issue(), RULES, related=[twin]).duplicate_of == 9
-    assert decide(issue(), RULES).duplicate_of is None
+    assert decide(issue(number=50), RULES, related=[twin]).duplicate_of == 9
+    assert decide(issue(number=50), RULES).duplicate_of is None
+    maintainer = issue(comments=[("maint", "Duplicate of #12.")], number=50)
+    decision = decide(maintainer, RULES, known_issues=[12])
+    assert (decision.verdict, decision.duplicate_of) == ("duplicate", 12)
 
 
 def test_hardware_reported_and_available_hardware_respected() -> None:

@@ -13,10 +13,12 @@ from bot.cli.output import emit, emit_json
 from bot.config.loader import build_config
 from bot.config.repo import RepoConfig
 from bot.github.references import parse_named
+from bot.github.trees import TreeCache
 from bot.mirror.view import MirrorStoreView
 from bot.models import TriageDecision
 from bot.store.artifacts import ArtifactStore
 from bot.store.mirror import MirrorStore
+from bot.store.trees import TreeStore
 from bot.triage.pipeline import assess
 from bot.triage.render import Renderer
 
@@ -95,7 +97,9 @@ def triage_offline(args: argparse.Namespace) -> int:
     config, errors = _local_config(args.config)
     for error in errors:
         sys.stderr.write(f"agent-dispatch: config ignored: {error}\n")
-    assessment = assess(issue, MirrorStoreView(store), config, bot_login=None)
+    # Offline: the tree the mirror carries (a sync or a live triage stored it), if any.
+    tree = TreeCache(TreeStore(_db(args))).cached(repo)
+    assessment = assess(issue, MirrorStoreView(store), config, bot_login=None, tree=tree)
     decision = assessment.decision
     if args.prompt_out:
         rendered = Renderer().prompt(assessment.prompt)

@@ -1,14 +1,18 @@
 """Existing-PR detection: which pull requests already address an issue, and how we know.
 
-Four sources, strongest first: a closing keyword in the PR body ("fixes #12",
-"closes owner/repo#12", a full issue URL), a cross-reference in the issue's
-timeline, the PR title naming the issue, and a branch name such as `fix/issue-12`.
+Sources, strongest first: GitHub's closed-by / connected events, a closing keyword in
+the PR body ("fixes #12", "closes owner/repo#12", a full issue URL), a cross-reference
+in the issue's timeline, the PR title naming the issue, a branch name such as
+`fix/issue-12`, and a PR a comment names. Every listed PR is known to be one (the
+timeline API or the mirror says so; a comment's "PR #N" alone does not), its state is
+the one GitHub reported or "unknown", and `closes` is set only when the PR closes
+this very issue.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.github.references import bare_numbers, closing_targets, targets
 from bot.models import ExistingPR, Issue, PRState
@@ -16,7 +20,16 @@ from bot.models import ExistingPR, Issue, PRState
 if TYPE_CHECKING:
     from bot.store.mirror import MirrorStore
 
-FOUND_BY_ORDER = ("closing-keyword", "timeline", "title", "branch")
+FOUND_BY_ORDER = (
+    "closed-by",
+    "connected",
+    "closing-keyword",
+    "timeline",
+    "title",
+    "branch",
+    "comment",
+)
+CLOSING_KINDS = frozenset({"closed-by", "connected", "closing-keyword"})
 
 # "issue 12" in a PR title (a bare "#12" is found by the reference parser).
 _TITLE_ISSUE = re.compile(r"(?i)\bissue[ \t]*#?(\d{1,7})\b")
@@ -26,6 +39,9 @@ _BRANCH_ISSUE = re.compile(
     r"|(?:^|/)(\d{1,7})(?=$|[-_/])"
 )
 _REPO_IN_URL = re.compile(r"github\.com/([\w.-]+/[\w.-]+)/(?:pull|issues)/\d+")
+_PR_URL = re.compile(r"github\.com/([\w.-]{1,100}/[\w.-]{1,100})/pull/(\d{1,7})\b")
+_PR_WORD_REF = re.compile(r"(?i)\b(?:PR|pull request)[ \t]{0,2}#(\d{1,7})\b")
+MAX_COMMENT_SCAN = 4_000
 
 
 def branch_issue_numbers(branch: str) -> list[int]:
@@ -52,9 +68,34 @@ def issue_references(item: Issue) -> list[tuple[str, int, str]]:
 
 
 def _state(github_state: str | None) -> PRState:
-    """GitHub's OPEN/CLOSED/MERGED; an unknown state counts as open so nobody ignores the PR."""
+    """GitHub's OPEN/CLOSED/MERGED; anything else is "unknown" (shown so, never "open")."""
     value = (github_state or "").lower()
-    return "merged" if value == "merged" else "closed" if value == "closed" else "open"
+    return value if value in ("open", "closed", "merged") else "unknown"  # type: ignore[return-value]
+
+
+def comment_pr_mentions(issue: Issue) -> list[int]:
+    """PR numbers human comments name ("PR #12", a /pull/12 link of this repository).
+
+    Candidates only: a comment's word is not proof that #12 is a pull request (it may be
+    an issue "tracked by #12"); `find_existing_prs` lists those the mirror knows as PRs.
+    """
+    found: dict[int, None] = {}
+    for comment in issue.comments:
+        if comment.author_is_bot:
+            continue
+        text = comment.body[:MAX_COMMENT_SCAN]
+        for repo, number in _PR_URL.findall(text):
+            if repo.lower() == issue.repo.lower():
+                found.setdefault(int(number))
+        for number in _PR_WORD_REF.findall(text):
+            found.setdefault(int(number))
+    found.pop(issue.number, None)
+    return list(found)
+
+
+def _event_source_repo(event_repo: str | None, url: str | None, default: str) -> str:
+    url_repo = _REPO_IN_URL.search(url or "")
+    return event_repo or (url_repo.group(1) if url_repo else default)
 
 
 def find_existing_prs(store: MirrorStore, issue: Issue) -> list[ExistingPR]:
@@ -69,23 +110,32 @@ def find_existing_prs(store: MirrorStore, issue: Issue) -> list[ExistingPR]:
             found[pr.number] = pr
 
     for event in issue.timeline:
-        if event.type != "CrossReferencedEvent" or event.source_type != "PullRequest":
+        if event.source_type != "PullRequest" or event.source_number is None:
             continue
-        url_repo = _REPO_IN_URL.search(event.source_url or "")
-        source_repo = event.source_repo or (url_repo.group(1) if url_repo else issue.repo)
-        if source_repo != issue.repo or event.source_number is None:
+        source_repo = _event_source_repo(event.source_repo, event.source_url, issue.repo)
+        if source_repo.lower() != issue.repo.lower():
             continue
-        closes = event.will_close_target or (issue.repo, issue.number) in closing_targets(
-            event.source_body or "", issue.repo
-        )
+        if event.type == "CrossReferencedEvent":
+            closes = bool(event.will_close_target) or (
+                issue.repo,
+                issue.number,
+            ) in closing_targets(event.source_body or "", issue.repo)
+            found_by = "closing-keyword" if closes else "timeline"
+        elif event.type == "ClosedEvent":
+            found_by = "closed-by"  # GitHub: this PR's merge closed the issue
+        elif event.type == "ConnectedEvent":
+            found_by = "connected"  # linked in the sidebar: closes the issue when merged
+        else:
+            continue
         add(
             ExistingPR(
                 number=event.source_number,
-                state=_state(event.source_state),
+                state="merged" if found_by == "closed-by" else _state(event.source_state),
                 url=event.source_url,
                 title=event.source_title,
                 repo=source_repo,
-                found_by="closing-keyword" if closes else "timeline",
+                found_by=found_by,
+                closes=found_by in CLOSING_KINDS,
             )
         )
 
@@ -108,10 +158,14 @@ def find_existing_prs(store: MirrorStore, issue: Issue) -> list[ExistingPR]:
                 title=row["title"] or None,
                 repo=issue.repo,
                 found_by=row["kind"],
+                closes=row["kind"] in CLOSING_KINDS,
             )
         )
+    mentioned = [n for n in comment_pr_mentions(issue) if n not in found]
+    for number in _known_prs(store, issue.repo, mentioned):
+        add(ExistingPR(number=number, state="unknown", repo=issue.repo, found_by="comment"))
     _refresh_states(store, issue.repo, found, mirrored)
-    order = {"open": 0, "merged": 1, "closed": 2}
+    order = {"open": 0, "merged": 1, "closed": 2, "unknown": 3}
     return sorted(found.values(), key=lambda pr: (order[pr.state], -pr.number))
 
 
@@ -121,13 +175,25 @@ def _refresh_states(
     """The mirror's own PR rows (kept fresh by webhooks) beat states copied into timelines."""
     unknown = [n for n in found if n not in known]
     if unknown:
-        marks = ",".join("?" * len(unknown))
-        for row in store.conn.execute(
-            f"""SELECT number, state, merged, title FROM mirror_issues
-                WHERE repo = ? AND is_pr = 1 AND number IN ({marks})""",
-            (repo, *unknown),
-        ):
+        for row in _pr_rows(store, repo, unknown):
             known[row["number"]] = "merged" if row["merged"] else _state(row["state"])
             found[row["number"]].title = found[row["number"]].title or row["title"] or None
     for number, state in known.items():
         found[number].state = state
+
+
+def _pr_rows(store: MirrorStore, repo: str, numbers: list[int]) -> list[Any]:
+    """The mirror's rows of those `numbers` that are pull requests of `repo`."""
+    if not numbers:
+        return []
+    marks = ",".join("?" * len(numbers))
+    return store.conn.execute(
+        f"""SELECT number, state, merged, title FROM mirror_issues
+            WHERE repo = ? AND is_pr = 1 AND number IN ({marks})""",
+        (repo, *numbers),
+    ).fetchall()
+
+
+def _known_prs(store: MirrorStore, repo: str, numbers: list[int]) -> list[int]:
+    """Which of `numbers` the mirror holds as pull requests of `repo`."""
+    return [row["number"] for row in _pr_rows(store, repo, numbers)]

@@ -46,10 +46,18 @@ _TIMELINE_FIELDS = f"""
     }}
     ... on LabeledEvent {{ createdAt {_ACTOR} label {{ name }} }}
     ... on UnlabeledEvent {{ createdAt {_ACTOR} label {{ name }} }}
-    ... on ClosedEvent {{ createdAt {_ACTOR} }}
+    ... on ClosedEvent {{
+      createdAt {_ACTOR}
+      closer {{ __typename ... on PullRequest {{ number title url merged state }} }}
+    }}
+    ... on ConnectedEvent {{
+      createdAt {_ACTOR}
+      subject {{ __typename ... on PullRequest {{ number title url merged state }} }}
+    }}
     ... on ReopenedEvent {{ createdAt {_ACTOR} }}"""
 _TIMELINE_TYPES = (
-    "[CROSS_REFERENCED_EVENT, LABELED_EVENT, UNLABELED_EVENT, CLOSED_EVENT, REOPENED_EVENT]"
+    "[CROSS_REFERENCED_EVENT, LABELED_EVENT, UNLABELED_EVENT, CLOSED_EVENT, REOPENED_EVENT,"
+    " CONNECTED_EVENT]"
 )
 
 ISSUES_QUERY = f"""
@@ -161,6 +169,18 @@ def graphql_event(node: dict[str, Any]) -> TimelineEvent | None:
         event.source_head_ref = source.get("headRefName")
         event.source_repo = (source.get("repository") or {}).get("nameWithOwner")
         event.will_close_target = node.get("willCloseTarget")
+    # The PR that closed the issue, or one linked to it in the sidebar (closes it on merge).
+    linked = node.get("closer") if kind == "ClosedEvent" else node.get("subject")
+    if (
+        kind in ("ClosedEvent", "ConnectedEvent")
+        and isinstance(linked, dict)
+        and linked.get("__typename") == "PullRequest"
+    ):
+        event.source_type = "PullRequest"
+        event.source_number = linked.get("number")
+        event.source_title = linked.get("title")
+        event.source_url = linked.get("url")
+        event.source_state = "MERGED" if linked.get("merged") else linked.get("state")
     return event
 
 

@@ -12,10 +12,26 @@ from typing import Any
 
 from bot.config.repo import RepoConfig
 from bot.dispatch.planner import RunItem
-from bot.models import RelatedIssue, TriageDecision
+from bot.models import ExistingPR, RelatedIssue, TriageDecision
 from bot.store.artifacts import ArtifactRef
 
 RELATED_IN_COMMENT = 5
+# How a PR was found, in words a maintainer reads.
+FOUND_BY_WORDS = {
+    "closed-by": "closed this issue",
+    "connected": "linked to this issue",
+    "closing-keyword": "says it closes this issue",
+    "timeline": "mentions this issue",
+    "title": "names this issue in its title",
+    "branch": "branch named after this issue",
+    "comment": "named in a comment",
+}
+
+
+def pr_line(pr: ExistingPR) -> str:
+    """'#12 (open, says it closes this issue)'; a state nobody reported is 'state unknown'."""
+    state = "state unknown" if pr.state == "unknown" else pr.state
+    return f"#{pr.number} ({state}, {FOUND_BY_WORDS.get(pr.found_by, pr.found_by)})"
 
 
 def followup_lines(items: Sequence[RunItem]) -> list[str]:
@@ -58,9 +74,7 @@ def comment_context(
         "decision": decision,
         "verdict_line": decision.verdict,
         "config_error": "; ".join(errors),
-        "existing_prs_line": ", ".join(
-            f"#{p.number} ({p.state}, {p.found_by})" for p in decision.existing_prs
-        ),
+        "existing_prs_line": ", ".join(pr_line(p) for p in decision.existing_prs),
         "related_open_line": numbers_line(decision.related, "open"),
         "related_closed_line": numbers_line(decision.related, "closed"),
         "artifact_url": artifact_url,

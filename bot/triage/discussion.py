@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bot.github.references import bare_numbers, references
-from bot.models import ExistingPR, PRState
+from bot.github.references import references
 from bot.triage.signals import LINE_LINK_RE, Finding, quote, repo_path
-from bot.triage.text import Part, Prepared, SaidBy, is_word_start
+from bot.triage.text import Part, Prepared, is_word_start
+
+if TYPE_CHECKING:
+    from bot.github.trees import RepoTree
 
 # Patterns run over lower-cased prose, without re.IGNORECASE or a leading \b (see text.Part).
 # Words that turn a statement into a condition or a hope ("once that is fixed", "see if it works").
@@ -51,6 +54,11 @@ CLOSING_RE = re.compile(
 )
 # "Closing: ..." / "Close this" at the very start of a comment.
 LEADING_CLOSE_RE = re.compile(r"\W{0,3}(?:closing|close|closed)\b")
+# "... is out of scope for this issue": a side topic set aside, not the issue ruled out.
+SIDE_TOPIC_RE = re.compile(
+    r"\W{0,3}(?:(?:for|of|in|here in) (?:this|the current|the present) (?:issue|pr|pull request|thread|discussion|ticket|one)"
+    r"|here\b)"
+)
 OUT_OF_SCOPE_RE = re.compile(
     r"out of (?:the )?scope\b|beyond the scope\b|not planned\b|won'?t (?:fix|support|be supported|add)\b"
     r"|(?:no|not any) plans? to (?:support|add|fix)\b|not (?:going|planning) to (?:support|add|fix)\b"
@@ -67,7 +75,9 @@ WORKAROUND_RE = re.compile(
 )
 DUPLICATE_RE = re.compile(
     r"(?:duplicate (?:of|to)|dupe? of|same (?:issue|problem|bug) as|in favou?r of|tracked (?:in|by|at)"
-    r"|already reported (?:in|at))\W{0,10}(?:https://github\.com/[\w.-]{1,100}/[\w.-]{1,100}/issues/|#)(\d{1,7})\b"
+    r"|already reported (?:in|at))\W{0,10}"
+    r"(?:https://github\.com/([\w.-]{1,100}/[\w.-]{1,100})/issues/|([\w.-]{1,100}/[\w.-]{1,100})?#)"
+    r"(\d{1,7})\b"
 )
 INFO_REQUEST_RE = re.compile(
     r"(?:can|could|would) you (?:please |also )?(?:share|provide|post|paste|include|add|give|send|reproduce|run|confirm|tell)\b"
@@ -83,24 +93,16 @@ RESOLVED_RE = re.compile(
     r"|(?:spelling|silly|stupid|dumb) (?:mistake|error)\b|(?:was|were) not (?:updated|installed|upgraded)\b"
     r"|(?:found|figured out|got|see|understand) what (?:was )?the (?:issue|problem)\b|never ?mind\b"
 )
-PR_URL_RE = re.compile(r"github\.com/([\w.-]{1,100}/[\w.-]{1,100})/pull/(\d{1,7})")
-PR_WORD_RE = re.compile(r"\b(?:PR|pull request)\b", re.I)
-MERGED_RE = re.compile(
-    r"\b(?:has been|have been|was|already|got|been|is|recently) merged\b|\bmerged (?:recently|already)\b|\bfixed (?:by|in)\b",
-    re.I,
-)
-# Sentence ends: '.', '!' or '?' before white space (not the dots of a URL), or a line break.
-SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n")
-MAX_PR_TEXT = 4_000
 
 
 @dataclass
 class Thread:
-    """What the discussion contributes: findings, PRs mentioned, a duplicate target."""
+    """What the discussion contributes: findings and the issues a maintainer called originals."""
 
     findings: list[Finding] = field(default_factory=list)
-    mentioned_prs: list[ExistingPR] = field(default_factory=list)
-    duplicate_of: int | None = None
+    # Same-repository issues a maintainer named as the original ("duplicate of #N"), in order;
+    # the engine keeps the first that exists and is older than this issue.
+    duplicate_claims: list[int] = field(default_factory=list)
     # Findings that decide a verdict (maintainer statements, reporter self-resolution).
     decisive: set[str] = field(default_factory=set)
 
@@ -126,43 +128,34 @@ def _search(
     return None
 
 
-def _points_to_code(part: Part, packages: tuple[str, ...]) -> str | None:
+def _points_to_code(part: Part, packages: tuple[str, ...], tree: RepoTree | None) -> str | None:
     link = LINE_LINK_RE.search(part.text)
     if link:
         return quote(part, link)
-    span = repo_path(part.prose, packages)
-    return f"{part.where}: {part.prose[span[0] : span[1]][-150:]}" if span else None
+    span = repo_path(part.prose, packages, tree)
+    return f"{part.where}: {span[2][-150:]}" if span else None
 
 
-def _mentioned_prs(said: SaidBy, repo: str) -> list[ExistingPR]:
-    """PRs a comment names, merged when the sentence says so ('fixed by', 'has been merged')."""
-    found: dict[int, ExistingPR] = {}
-    text = said.part.text
-    if "/pull/" not in text and not PR_WORD_RE.search(text):
-        return []
-    for sentence in SENTENCE_SPLIT_RE.split(text[:MAX_PR_TEXT]):
-        numbers: list[tuple[int, str | None]] = [
-            (int(m.group(2)), f"https://github.com/{m.group(1)}/pull/{m.group(2)}")
-            for m in PR_URL_RE.finditer(sentence)
-            if m.group(1).lower() == repo.lower()
-        ]
-        if PR_WORD_RE.search(sentence):
-            numbers += [(n, None) for n in bare_numbers(sentence)]
-        if not numbers:
-            continue
-        state: PRState = "merged" if MERGED_RE.search(sentence) else "open"
-        for number, url in numbers:
-            found.setdefault(
-                number,
-                ExistingPR(
-                    number=number,
-                    state=state,
-                    url=url or f"https://github.com/{repo}/pull/{number}",
-                    repo=repo,
-                    found_by="comment",
-                ),
-            )
-    return list(found.values())
+def _same_repo_duplicate(part: Part, repo: str) -> re.Match[str] | None:
+    """A "duplicate of #N" naming an issue of this repository (never `other/repo#N`)."""
+    for i, match in enumerate(DUPLICATE_RE.finditer(part.low_prose)):
+        if i >= 20:
+            break
+        named = match.group(1) or match.group(2)
+        if named is None or named.lower() == repo.lower():
+            return match
+    return None
+
+
+def _out_of_scope(part: Part) -> re.Match[str] | None:
+    """The issue itself ruled out, not a side topic "out of scope for this issue"."""
+    text = part.low_prose
+    for i, match in enumerate(OUT_OF_SCOPE_RE.finditer(text)):
+        if i >= 20:
+            break
+        if is_word_start(text, match.start()) and not SIDE_TOPIC_RE.match(text, match.end()):
+            return match
+    return None
 
 
 def _answered_later(prepared: Prepared, index: int, issue_author: str | None) -> bool:
@@ -193,19 +186,19 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
         if said.role in ("maintainer", "unknown"):
             decisive = said.role == "maintainer"
             trust = said.trust
-            duplicate = DUPLICATE_RE.search(part.low_prose)
-            if duplicate and decisive and thread.duplicate_of is None:
-                thread.duplicate_of = int(duplicate.group(1))
+            duplicate = _same_repo_duplicate(part, repo)
+            if duplicate and decisive:
+                thread.duplicate_claims.append(int(duplicate.group(3)))
             add("duplicate", part, duplicate, trust, decisive)
             add("maintainer_confirms", part, _search(CONFIRMS_RE, part), trust, decisive)
             add("cannot_reproduce", part, _search(CANNOT_REPRODUCE_RE, part), trust, False)
             add("maintainer_invites_pr", part, _search(INVITES_PR_RE, part), trust, decisive)
-            pointer = _points_to_code(part, prepared.package_names)
+            pointer = _points_to_code(part, prepared.package_names, prepared.tree)
             if pointer and "maintainer_points_to_code" not in seen:
                 seen.add("maintainer_points_to_code")
                 thread.findings.append(Finding("maintainer_points_to_code", pointer, trust))
             add("fixed_claim", part, _search(FIXED_RE, part, conditional_ok=False), trust, decisive)
-            add("out_of_scope", part, _search(OUT_OF_SCOPE_RE, part), trust, decisive)
+            add("out_of_scope", part, _out_of_scope(part), trust, decisive)
             add(
                 "not_a_bug",
                 part,
@@ -214,25 +207,24 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
                 decisive,
             )
             add("workaround_suggested", part, _search(WORKAROUND_RE, part), trust, False)
-            if not duplicate:
-                closing = _leading_close(part) or _search(CLOSING_RE, part, conditional_ok=False)
-                add("maintainer_closing", part, closing, trust, decisive)
+            # Also beside a "duplicate of #N": when #N cannot be checked, the closing stands.
+            closing = _leading_close(part) or _search(CLOSING_RE, part, conditional_ok=False)
+            add("maintainer_closing", part, closing, trust, decisive)
             request = _search(INFO_REQUEST_RE, part)
             if request and not _answered_later(prepared, said.index, issue_author):
                 add("info_requested", part, request, trust, decisive)
         elif said.role == "author":
             resolved = _leading_close(part) or _search(RESOLVED_RE, part, conditional_ok=False)
             add("reporter_resolved", part, resolved, 1.0, True)
-        for pr in _mentioned_prs(said, repo):
-            if all(pr.number != known.number for known in thread.mentioned_prs):
-                thread.mentioned_prs.append(pr)
     return thread
 
 
-def labelled_duplicate_target(prepared: Prepared, own_number: int) -> int | None:
-    """With a Duplicate label, the first other issue the thread references."""
+def labelled_duplicate_target(prepared: Prepared, repo: str, own_number: int) -> list[int]:
+    """With a Duplicate label, the other issues of this repository the thread references."""
+    found: dict[int, None] = {}
     for part in [prepared.body, *(s.part for s in prepared.comments)]:
         for ref in references(part.prose):
-            if ref.number != own_number:
-                return ref.number
-    return None
+            same_repo = ref.repo is None or ref.repo.lower() == repo.lower()
+            if same_repo and ref.number != own_number:
+                found.setdefault(ref.number)
+    return list(found)

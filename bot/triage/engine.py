@@ -8,7 +8,8 @@ An issue no gate stops is actionable when its score reaches the threshold.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from bot.config.triage import TriageRules
 from bot.models import (
@@ -33,6 +34,9 @@ from bot.triage.signals import (
     question,
 )
 from bot.triage.text import Prepared, normalise_label, prepare
+
+if TYPE_CHECKING:
+    from bot.github.trees import RepoTree
 
 _ME_TOO_RE = re.compile(
     r"^\W{0,5}(?:\+1|same (?:problem|issue|here|error)|me too|any update\w{0,3}|want \+1)\W{0,5}$",
@@ -61,9 +65,17 @@ def decide(
     *,
     existing_prs: Sequence[ExistingPR] = (),
     related: Sequence[RelatedIssue] = (),
+    known_issues: Collection[int] = (),
+    tree: RepoTree | None = None,
 ) -> TriageDecision:
-    """Decide whether an agent can fix `issue` alone, with the evidence for it."""
-    prepared = prepare(issue, rules)
+    """Decide whether an agent can fix `issue` alone, with the evidence for it.
+
+    `existing_prs` are verified PRs (bot/mirror/prs.py); `known_issues` are the numbers
+    of `duplicate_candidates(issue, rules)` that the caller found to be issues (not PRs)
+    of the same repository; `related` issues come from the mirror and exist too. `tree`
+    is the default branch's tree: with it, code pointers are paths the repository has.
+    """
+    prepared = prepare(issue, rules, tree)
     thread = thread_findings(prepared, issue.repo, issue.author)
     findings = content_findings(prepared, rules.min_description_words) + thread.findings
     decisive = set(thread.decisive)
@@ -91,20 +103,28 @@ def decide(
     if missing_hardware:
         findings.append(Finding("hardware_required", missing_hardware[0].evidence))
 
-    prs = _merge_prs(existing_prs, thread)
+    prs = list(existing_prs)
     if any(pr.state == "open" for pr in prs):
         findings.append(Finding("open_pr", _pr_evidence(prs, "open")))
-    if any(pr.state == "merged" and pr.found_by != "comment" for pr in prs):
-        findings.append(Finding("merged_pr", _pr_evidence(prs, "merged")))
+    closing = [pr for pr in prs if pr.state == "merged" and pr.closes]
+    if closing:
+        findings.append(Finding("merged_pr", _pr_evidence(closing, "merged")))
         decisive.add("merged_pr")
 
-    duplicate_of = _duplicate_target(issue, prepared, thread, related, rules)
+    duplicate_of = _duplicate_target(issue, prepared, thread, related, rules, known_issues)
     signals = _signals(findings, rules)
     score = round(min(1.0, max(0.0, sum(s.weight for s in signals))), 3)
     names = {f.name for f in findings}
 
+    labelled_duplicate = any(f.name == "duplicate" for f in label_findings)
     verdict, reason = _verdict(
-        names, decisive, lifted, duplicate_of, bool(asked), bool(design), missing_hardware
+        names,
+        decisive,
+        lifted,
+        duplicate_of is not None or labelled_duplicate,
+        bool(asked),
+        bool(design),
+        missing_hardware,
     )
     if verdict is None:
         verdict = "actionable" if score >= rules.threshold else "needs-info"
@@ -156,17 +176,24 @@ def _label_findings(prepared: Prepared, rules: TriageRules) -> list[Finding]:
     return findings
 
 
-def _merge_prs(given: Sequence[ExistingPR], thread: Thread) -> list[ExistingPR]:
-    prs = list(given)
-    known = {pr.number for pr in prs}
-    prs += [pr for pr in thread.mentioned_prs if pr.number not in known]
-    return prs
-
-
 def _pr_evidence(prs: list[ExistingPR], state: str) -> str:
     chosen = [pr for pr in prs if pr.state == state][:3]
     listed = ", ".join(f"#{pr.number} ({pr.found_by})" for pr in chosen)
     return f"{state} PR {listed}"[:200]
+
+
+def duplicate_candidates(issue: Issue, rules: TriageRules) -> list[int]:
+    """Issues of the same repository this one may duplicate, by what maintainers wrote.
+
+    The caller checks which exist (mirror, or one API read) and passes them to `decide`
+    as `known_issues`: "duplicate of #N" is never said of an issue nobody has seen.
+    """
+    prepared = prepare(issue, rules)
+    thread = thread_findings(prepared, issue.repo, issue.author)
+    found = list(thread.duplicate_claims)
+    if any(label in _label_set(rules.labels.duplicate) for label in prepared.labels):
+        found += labelled_duplicate_target(prepared, issue.repo, issue.number)
+    return [n for n in dict.fromkeys(found) if n < issue.number]
 
 
 def _duplicate_target(
@@ -175,15 +202,31 @@ def _duplicate_target(
     thread: Thread,
     related: Sequence[RelatedIssue],
     rules: TriageRules,
+    known_issues: Collection[int],
 ) -> int | None:
-    if thread.duplicate_of is not None:
-        return thread.duplicate_of
+    """The original this issue duplicates: an existing, older issue of the same repository.
+
+    Older only, so two issues can never name each other: of two candidates the earlier
+    one is the original.
+    """
+    known = set(known_issues) | {
+        r.number for r in related if (r.repo or issue.repo).lower() == issue.repo.lower()
+    }
+
+    def original(number: int) -> bool:
+        return number < issue.number and number in known
+
+    for number in thread.duplicate_claims:
+        if original(number):
+            return number
     if any(label in _label_set(rules.labels.duplicate) for label in prepared.labels):
-        return labelled_duplicate_target(prepared, issue.number)
+        for number in labelled_duplicate_target(prepared, issue.repo, issue.number):
+            if original(number):
+                return number
     own = " ".join(bare_title(issue.title).lower().split())
     for other in related:
         if (
-            other.number != issue.number
+            original(other.number)
             and own
             and " ".join(bare_title(other.title).lower().split()) == own
         ):
@@ -207,12 +250,12 @@ def _verdict(
     names: set[str],
     decisive: set[str],
     lifted: bool,
-    duplicate_of: int | None,
+    duplicate: bool,
     asked: bool,
     design: bool,
     missing_hardware: list[HardwareNeed],
 ) -> tuple[Verdict | None, str]:
-    if "duplicate" in decisive or duplicate_of is not None:
+    if duplicate:
         return "duplicate", "marked or evidently a duplicate"
     close = [gate for gate in _CLOSE_GATES if gate in decisive]
     if close:

@@ -19,11 +19,13 @@ from bot.config.repo import RepoConfig
 from bot.delivery.context import Services
 from bot.github import GitHubClient, GitHubUnavailable, comments
 from bot.github.comments import CommentAction
+from bot.github.faults import GitHubRequestError
 from bot.mirror.formats import rest_issue
 from bot.mirror.view import MirrorStoreView
 from bot.models import Issue, TriageDecision
 from bot.store.artifacts import ArtifactRef
 from bot.triage.comment import comment_context, followup_lines
+from bot.triage.engine import duplicate_candidates
 from bot.triage.pipeline import assess
 from bot.triage.render import COMMENT_MARKER_PREFIX
 
@@ -91,7 +93,11 @@ class TriageJob:
                 )
                 fetched, raw_comments = mirrored, []
             config = loaded.config
-            assessment = assess(fetched, MirrorStoreView(services.mirror), config, bot_login)
+            await self._mirror_duplicate_candidate(gh, repo, fetched, config)
+            tree = await services.trees.get(gh, repo)
+            assessment = assess(
+                fetched, MirrorStoreView(services.mirror), config, bot_login, tree=tree
+            )
             decision = assessment.decision
             rendered = services.renderer.prompt(assessment.prompt)
             artifact = services.artifacts.put(repo, number, rendered.text)
@@ -134,6 +140,24 @@ class TriageJob:
                 (time.perf_counter() - started) * 1000,
             )
             return TriageOutcome(decision, config, artifact, artifact_url, comment_id, action)
+
+    async def _mirror_duplicate_candidate(
+        self, gh: GitHubClient, repo: str, issue: Issue, config: RepoConfig
+    ) -> None:
+        """One API read for a "duplicate of #N" the mirror does not hold, so it can be checked.
+
+        Costs nothing when there is no such claim (the usual case) or the mirror has #N.
+        """
+        for number in duplicate_candidates(issue, config.triage):
+            if self._services.mirror.get_issue(repo, number) is not None:
+                continue
+            try:
+                raw = await gh.get_issue(repo, number)
+            except GitHubRequestError as exc:
+                self._log.info("duplicate candidate %s#%d not readable: %s", repo, number, exc)
+                return
+            self._services.mirror.upsert_issue(rest_issue(repo, raw, [], []))
+            return
 
     async def _apply_verdict_label(
         self,

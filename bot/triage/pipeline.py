@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.config.repo import RepoConfig
 from bot.models import ExistingPR, Issue, RelatedIssue, TriageDecision
-from bot.triage.engine import decide
+from bot.triage.engine import decide, duplicate_candidates
 from bot.triage.render import PromptInput, RelatedContext
+
+if TYPE_CHECKING:
+    from bot.github.trees import RepoTree
 
 # Every comment the bot writes (the triage comment, the dispatch comment) starts so.
 BOT_MARKER_PREFIX = "<!-- agent-dispatch:"
@@ -98,14 +101,35 @@ def why_related(ref: RelatedIssue) -> str:
     )
 
 
-def assess(issue: Issue, view: MirrorView, config: RepoConfig, bot_login: str | None) -> Assessment:
-    """Decide about `issue` and gather what its prompt shows (reads only through `view`)."""
+def known_issues(issue: Issue, view: MirrorView, config: RepoConfig) -> list[int]:
+    """The duplicate candidates the mirror holds as issues (not PRs) of the same repository."""
+    found = []
+    for number in duplicate_candidates(issue, config.triage):
+        other = view.get_issue(issue.repo, number)
+        if other is not None and not other.is_pull_request:
+            found.append(number)
+    return found
+
+
+def assess(
+    issue: Issue,
+    view: MirrorView,
+    config: RepoConfig,
+    bot_login: str | None,
+    tree: RepoTree | None = None,
+) -> Assessment:
+    """Decide about `issue` and gather what its prompt shows (reads only through `view`).
+
+    `tree` is the default branch's tree (bot/github/trees.py), when known.
+    """
     issue = without_bot_comments(issue, bot_login)
     decision = decide(
         issue,
         config.triage,
         existing_prs=view.existing_prs(issue),
         related=view.related(issue, limit=RELATED_CANDIDATES),
+        known_issues=known_issues(issue, view, config),
+        tree=tree,
     )
     prompt = PromptInput(
         issue=issue,

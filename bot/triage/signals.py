@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.triage.text import Part, Prepared, description_words, find_word, lower, snippet
+
+if TYPE_CHECKING:
+    from bot.github.trees import RepoTree
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,17 @@ FRAME_RE = re.compile(
 )
 EXCEPTION_NAME_RE = re.compile(r"(?:Error|Exception)(?::[ \t]{0,4}\S|[ \t]{0,2}\()")
 ERROR_COLON_RE = re.compile(r"(?:error|exception|fatal)[ \t]{0,2}:[ \t]{0,4}[\w'\"`]")
-# Code-like lines in a fenced block or a reproduction section (not traceback frames).
+# Code-like lines in a fenced block or a reproduction section (not traceback frames). Matched
+# against a line without its indent (at most MAX_CODE_INDENT); the look-behind lets a scan
+# over a long run of word characters skip ahead instead of trying every position.
 CODE_LINE_RE = re.compile(
-    r"\s{0,12}(?:(?:import|from)\s[\w.]{1,80}"
+    r"(?<![\w.\[\]'\",])(?:(?:import|from)\s[\w.]{1,80}"
     r"|[\w.\[\]'\",]{1,80}\s{0,4}=\s{0,4}[\w\"'\[({-]"
     r"|[\w.]{1,80}\("
     r"|\$?\s{0,4}(?:python3? \S{1,120}\.py|python3? -m \w|pip3? install|vllm serve|torchrun\s|accelerate launch|deepspeed\s|export \w{1,60}=|CUDA_VISIBLE_DEVICES=))"
 )
-NOT_CODE_LINE_RE = re.compile(r"\s{0,12}(?:File |-{2,}>|\d{1,5}\s{2})")
+NOT_CODE_LINE_RE = re.compile(r"(?:File |-{2,}>|\d{1,5}\s{2})")
+MAX_CODE_INDENT = 12
 MAX_CODE_LINES = 400
 REPRO_HEADING_RE = re.compile(
     r"(?:reproduction|to reproduce|steps to reproduce|reproducer|minimal (?:example|reproduction|code)|code to reproduce)"
@@ -174,7 +181,10 @@ def error_message(parts: list[Part]) -> Hit | None:
 
 def _code_line(lines: list[str]) -> str | None:
     for line in lines[:MAX_CODE_LINES]:
-        if CODE_LINE_RE.match(line) and not NOT_CODE_LINE_RE.match(line):
+        code = line.lstrip()
+        if len(line) - len(code) > MAX_CODE_INDENT:
+            continue
+        if CODE_LINE_RE.match(code) and not NOT_CODE_LINE_RE.match(code):
             return line
     return None
 
@@ -217,22 +227,38 @@ def python_paths(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def repo_path(text: str, packages: tuple[str, ...]) -> tuple[int, int] | None:
-    """First path into the repository's own package (not a user script or a dependency)."""
+def repo_path(
+    text: str, packages: tuple[str, ...], tree: RepoTree | None = None
+) -> tuple[int, int, str] | None:
+    """First path into the repository's own code (not a user script or a dependency).
+
+    With the tree: a path the repository has (a traceback through site-packages/pkg/x.py
+    counts when the tree has pkg/x.py or src/pkg/x.py); the repository path is returned.
+    Without one: a path inside a package named in `packages`, or under src/.
+    """
     for start, end in python_paths(text):
-        if _in_package(text[start:end], packages):
-            return start, end
+        path = text[start:end]
+        if tree is not None:
+            found = tree.resolve(path)
+            if found:
+                return start, end, found
+        elif _in_package(path, packages):
+            return start, end, path
     return None
 
 
-def code_pointer(parts: list[Part], packages: tuple[str, ...]) -> Finding | None:
+def code_pointer(
+    parts: list[Part], packages: tuple[str, ...], tree: RepoTree | None = None
+) -> Finding | None:
     hit = first_hit(LINE_LINK_RE, parts, "text", word=False)
     if hit:
         return _finding("code_pointer", hit)
     for part in parts:
-        span = repo_path(part.text, packages)
+        span = repo_path(part.text, packages, tree)
         if span:
-            return Finding("code_pointer", snippet(part, *span))
+            if tree is not None:
+                return Finding("code_pointer", f"{part.where}: {span[2]}")
+            return Finding("code_pointer", snippet(part, span[0], span[1]))
     return None
 
 
@@ -335,7 +361,7 @@ def content_findings(prepared: Prepared, min_words: int) -> list[Finding]:
         findings.append(_finding("error_message", error))
     for detector in (
         reproduction(parts),
-        code_pointer(parts, prepared.package_names),
+        code_pointer(parts, prepared.package_names, prepared.tree),
         title_names_code(prepared.title),
         code_identifier(parts[1:]),
     ):

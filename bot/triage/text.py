@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.config.triage import TriageRules
 from bot.models import Comment, Issue
+
+if TYPE_CHECKING:
+    from bot.github.trees import RepoTree
 
 Role = Literal["maintainer", "author", "unknown", "other"]
 
@@ -90,6 +93,8 @@ class Prepared:
     labels: list[str] = field(default_factory=list)  # normalised
     author_is_maintainer: bool = False
     package_names: tuple[str, ...] = ()
+    # The default branch's tree, when known: code pointers must be paths it has.
+    tree: RepoTree | None = None
 
     @property
     def issue_text(self) -> list[Part]:
@@ -219,7 +224,7 @@ def _comments(issue: Issue, rules: TriageRules) -> list[Comment]:
     return human[:head] + human[len(human) - (rules.max_comments - head) :]
 
 
-def prepare(issue: Issue, rules: TriageRules) -> Prepared:
+def prepare(issue: Issue, rules: TriageRules, tree: RepoTree | None = None) -> Prepared:
     said: list[SaidBy] = []
     reporter: list[Part] = []
     for index, comment in enumerate(_comments(issue, rules)):
@@ -229,7 +234,12 @@ def prepare(issue: Issue, rules: TriageRules) -> Prepared:
         said.append(SaidBy(index=index, author=comment.author, role=role, trust=trust, part=part))
         if role == "author":
             reporter.append(part)
-    packages = rules.package_names or [issue.repo.rsplit("/", 1)[-1].replace("-", "_")]
+    # Package names: configured, else the tree's packages, else (no tree) the repo's name.
+    packages = list(rules.package_names) or (
+        list(tree.packages) if tree is not None and tree.packages else []
+    )
+    if not packages and tree is None:
+        packages = [issue.repo.rsplit("/", 1)[-1].replace("-", "_")]
     return Prepared(
         title=make_part("title", (issue.title or "")[:500]),
         body=make_part(
@@ -244,4 +254,5 @@ def prepare(issue: Issue, rules: TriageRules) -> Prepared:
         labels=[normalise_label(label) for label in issue.labels[:100]],
         author_is_maintainer=is_maintainer(issue.author, issue.author_association, rules),
         package_names=tuple(p.lower() for p in packages if p),
+        tree=tree,
     )
