@@ -77,6 +77,7 @@ def issue(
     state: str = "open",
     state_reason: str | None = None,
     is_pr: bool = False,
+    merged: bool | None = None,
     head_ref: str | None = None,
     bot_comment: str | None = None,
 ) -> Issue:
@@ -103,6 +104,7 @@ def issue(
         state=state,  # type: ignore[arg-type]
         state_reason=state_reason,
         is_pull_request=is_pr,
+        merged=merged,
         head_ref=head_ref,
         author="reporter",
         created_at=created,
@@ -233,6 +235,18 @@ def seed_small(db: Path) -> Seeded:
                 is_pr=True,
                 head_ref="fix/issue-9",
                 body="Fixes #9",
+            ),
+            # The dispatched #8's PR, opened two and a half hours after the dispatch.
+            issue(
+                PUBLIC,
+                11,
+                "Fix the dispatched issue",
+                is_pr=True,
+                state="closed",
+                merged=True,
+                head_ref="fix/issue-8",
+                body="Fixes #8",
+                age_days=-2.5 / 24,
             ),
             issue(
                 PRIVATE, 1, "Secret kernel regression", reactions=3, comments=1, bot_comment=comment
