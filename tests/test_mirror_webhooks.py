@@ -5,17 +5,19 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from gidgethub import sansio
 
-from bot.mirror.handlers import router
+from bot.config.loader import ConfigLoader
+from bot.github.trees import TreeCache
+from bot.mirror.handlers import act, parse
 from bot.mirror.prs import find_existing_prs
 from bot.mirror.related import find_related
 from bot.mirror.webhooks import apply_event
 from bot.store.mirror import MirrorStore
+from bot.store.trees import TreeStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 REPO = "Codertocat/Hello-World"
@@ -139,9 +141,9 @@ def test_payloads_without_repository_or_issue_are_ignored(store: MirrorStore) ->
     assert store.repos() == []
 
 
-async def test_router_handler_writes_through_ctx_services_mirror(store: MirrorStore) -> None:
+def test_the_mirror_handler_parses_then_writes_to_the_mirror(store: MirrorStore) -> None:
     payload = example("issues.opened")
-    event = sansio.Event(payload, event="issues", delivery_id="1")
-    ctx = SimpleNamespace(services=SimpleNamespace(mirror=store))
-    await router.dispatch(event, ctx)
+    intent = parse(sansio.Event(payload, event="issues", delivery_id="1"), None)
+    assert intent is not None
+    act(intent, store, ConfigLoader(), TreeCache(TreeStore(":memory:")))
     assert store.get_issue(REPO, 1) is not None

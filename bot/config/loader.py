@@ -110,6 +110,11 @@ class ConfigLoader:
         """Drop a cached config (a push changed the file)."""
         self._cache.pop(repo, None)
 
+    def forget_owner(self, owner: str) -> None:
+        """Drop every cached config of `owner` (a push changed the org's defaults)."""
+        for repo in [r for r in self._cache if r.split("/", 1)[0] == owner]:
+            self._cache.pop(repo, None)
+
     async def load(self, reader: FileReader, repo: str) -> LoadedConfig:
         cached = self._cache.get(repo)
         if cached is not None:

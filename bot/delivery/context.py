@@ -88,6 +88,7 @@ class EventContext:
     batch: Batch
     log: DeliveryLogger
     _clients: list[GitHubClient] = field(default_factory=list)
+    _configs: dict[str, LoadedConfig] = field(default_factory=dict)
 
     @classmethod
     def for_delivery(cls, services: Services, delivery: Delivery, batch: Batch) -> EventContext:
@@ -137,7 +138,15 @@ class EventContext:
         return self._clients[0]
 
     async def repo_config(self, repo: str) -> LoadedConfig:
-        """The repository's config (cached); in dry-run with GitHub out of reach, the defaults."""
+        """The repository's config, read once per delivery (and cached across deliveries).
+
+        In dry-run with GitHub out of reach, the defaults.
+        """
+        if repo not in self._configs:
+            self._configs[repo] = await self._load_config(repo)
+        return self._configs[repo]
+
+    async def _load_config(self, repo: str) -> LoadedConfig:
         gh = await self.github()
         try:
             return await self.services.configs.load(gh, repo)

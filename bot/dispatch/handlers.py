@@ -1,14 +1,20 @@
-"""Dispatch triggers: the dispatch label, `/dispatch` commands, and PRs for dispatched issues."""
+"""Dispatch triggers: the dispatch label, `/dispatch` commands, and PRs for dispatched issues.
+
+`parse` (pure) turns a delivery into an intent; `act` checks who asked and plans the
+dispatch, deferred to the end of the batch.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
+from bot.config.repo import RepoConfig
 from bot.delivery.context import EventContext
-from bot.dispatch.commands import parse_dispatch_command
+from bot.dispatch.commands import DispatchCommand, parse_dispatch_command
 from bot.dispatch.job import (
     Dispatcher,
     Requester,
@@ -16,41 +22,87 @@ from bot.dispatch.job import (
     may_dispatch,
     who_may_dispatch,
 )
-from bot.mirror.formats import rest_issue
-from bot.mirror.prs import issue_references
-
-router = routing.Router()
 
 
-def _requester(data: dict[str, Any]) -> Requester:
+@dataclass(frozen=True)
+class LabelApplied:
+    repo: str
+    number: int
+    label: str
+    requester: Requester
+
+
+@dataclass(frozen=True)
+class CommandGiven:
+    repo: str
+    number: int
+    command: DispatchCommand
+    requester: Requester
+    comment_id: int
+
+
+@dataclass(frozen=True)
+class PullRequestMoved:
+    """A PR was opened, merged, closed or reopened; `targets` are the issues it names."""
+
+    repo: str
+    pull: dict[str, Any]
+    action: str  # opened, merged, closed, reopened
+    targets: tuple[int, ...]
+    sender: Requester
+
+
+Intent = LabelApplied | CommandGiven
+
+
+def requester(data: dict[str, Any]) -> Requester:
     sender = data.get("sender") or {}
     return Requester(
         login=str(sender.get("login") or "unknown"), is_bot=sender.get("type") == "Bot"
     )
 
 
-async def _is_ourselves(ctx: EventContext, requester: Requester) -> bool:
-    return requester.is_bot and requester.login == await ctx.services.github.bot_login()
+def parse(event: sansio.Event, config: RepoConfig) -> Intent | None:
+    data, action = event.data, event.data.get("action")
+    issue = data.get("issue")
+    if not isinstance(issue, dict):
+        return None
+    repo, number = str(data["repository"]["full_name"]), int(issue["number"])
+    if event.event == "issues" and action == "labeled" and not issue.get("pull_request"):
+        label = (data.get("label") or {}).get("name")
+        if label == config.labels.dispatch:
+            return LabelApplied(repo, number, label, requester(data))
+        return None
+    if event.event == "issue_comment" and action == "created" and not requester(data).is_bot:
+        comment = data["comment"]
+        command = parse_dispatch_command(str(comment.get("body") or ""))
+        if command is None:
+            return None
+        login = str(comment["user"]["login"])
+        return CommandGiven(repo, number, command, Requester(login=login), int(comment["id"]))
+    return None
 
 
-@router.register("issues", action="labeled")
-async def on_dispatch_label(event: sansio.Event, ctx: EventContext) -> None:
-    data = event.data
-    if ctx.delivery.installation_id is None or data["issue"].get("pull_request"):
-        return
-    repo, number = data["repository"]["full_name"], int(data["issue"]["number"])
-    loaded = await ctx.repo_config(repo)
-    label = (data.get("label") or {}).get("name")
-    if label != loaded.config.labels.dispatch:
-        return
-    requester = _requester(data)
-    if await _is_ourselves(ctx, requester):
+async def _is_ourselves(ctx: EventContext, who: Requester) -> bool:
+    return who.is_bot and who.login == await ctx.services.github.bot_login()
+
+
+async def act(intent: Intent, ctx: EventContext, config: RepoConfig) -> None:
+    if isinstance(intent, LabelApplied):
+        await _on_label(intent, ctx, config)
+    else:
+        await _on_command(intent, ctx, config)
+
+
+async def _on_label(intent: LabelApplied, ctx: EventContext, config: RepoConfig) -> None:
+    repo, number, label, who = intent.repo, intent.number, intent.label, intent.requester
+    if await _is_ourselves(ctx, who):
         return
     gh = await ctx.github()
     dispatcher = Dispatcher(ctx.services, ctx.log)
-    allowed, why = await may_dispatch(gh, repo, requester, loaded.config)
+    allowed, why = await may_dispatch(gh, repo, who, config)
     ctx.log.info(
-        "dispatch label from %s: %s (%s)", requester.login, "allowed" if allowed else "refused", why
+        "dispatch label from %s: %s (%s)", who.login, "allowed" if allowed else "refused", why
     )
     if not allowed:
         await dispatcher.refuse_label(
@@ -59,22 +111,21 @@ async def on_dispatch_label(event: sansio.Event, ctx: EventContext) -> None:
             number,
             label,
             [
-                f"Thanks, @{requester.login}! Sending work to agents is reserved for {who_may_dispatch(loaded.config)}, "
-                f"so I removed the `{label}` label and sent nothing. A maintainer can apply it.",
+                f"Thanks, @{who.login}! Sending work to agents is reserved for "
+                f"{who_may_dispatch(config)}, so I removed the `{label}` label and sent "
+                "nothing. A maintainer can apply it.",
             ],
         )
         return
-    window = loaded.config.dispatch.batch_window_seconds
+    window = config.dispatch.batch_window_seconds
     runs = ctx.services.runs
     if window == 0:
         ctx.defer(
             ("dispatch", repo, number),
-            lambda: _dispatch(
-                ctx, dispatcher, repo, [number], requester, f"label:{ctx.delivery.id}"
-            ),
+            lambda: _dispatch(ctx, dispatcher, repo, [number], who, f"label:{ctx.delivery.id}"),
         )
         return
-    runs.note_label(repo, number, requested_by=requester.login)
+    runs.note_label(repo, number, requested_by=who.login)
 
     async def take_window() -> None:
         wait = runs.window_due_in(repo, window_seconds=window)
@@ -83,7 +134,7 @@ async def on_dispatch_label(event: sansio.Event, ctx: EventContext) -> None:
         taken = runs.take_window(repo, window_seconds=window)
         if taken:
             await _dispatch(
-                ctx, dispatcher, repo, [n for n, _ in taken], requester, f"window:{ctx.delivery.id}"
+                ctx, dispatcher, repo, [n for n, _ in taken], who, f"window:{ctx.delivery.id}"
             )
 
     ctx.defer(("dispatch-window", repo), take_window)
@@ -94,7 +145,7 @@ async def _dispatch(
     dispatcher: Dispatcher,
     repo: str,
     numbers: list[int],
-    requester: Requester,
+    who: Requester,
     key: str,
     *,
     force: bool = False,
@@ -108,7 +159,7 @@ async def _dispatch(
         repo,
         numbers,
         loaded=loaded,
-        requester=requester,
+        requester=who,
         key=key,
         force=force,
         source=source,
@@ -116,36 +167,26 @@ async def _dispatch(
     )
 
 
-@router.register("issue_comment", action="created")
-async def on_dispatch_command(event: sansio.Event, ctx: EventContext) -> None:
+async def _on_command(intent: CommandGiven, ctx: EventContext, config: RepoConfig) -> None:
     """`/dispatch`, `/dispatch force`, or `/dispatch #12 #15 #18` from a maintainer."""
-    data = event.data
-    if not ctx.should_act(data):
-        return
-    command = parse_dispatch_command(str(data["comment"].get("body") or ""))
-    if command is None:
-        return
-    repo, number = data["repository"]["full_name"], int(data["issue"]["number"])
-    loaded = await ctx.repo_config(repo)
-    requester = Requester(login=str(data["comment"]["user"]["login"]))
+    repo, number, who, command = intent.repo, intent.number, intent.requester, intent.command
     gh = await ctx.github()
     dispatcher = Dispatcher(ctx.services, ctx.log)
-    allowed, why = await may_dispatch(gh, repo, requester, loaded.config)
-    ctx.log.info(
-        "/dispatch from %s: %s (%s)", requester.login, "allowed" if allowed else "refused", why
-    )
+    allowed, why = await may_dispatch(gh, repo, who, config)
+    ctx.log.info("/dispatch from %s: %s (%s)", who.login, "allowed" if allowed else "refused", why)
     if not allowed:
         await dispatcher.say(
             gh,
             repo,
             number,
             [
-                f"Thanks, @{requester.login}! `/dispatch` is reserved for {who_may_dispatch(loaded.config)}, so nothing was sent.",
+                f"Thanks, @{who.login}! `/dispatch` is reserved for {who_may_dispatch(config)}, "
+                "so nothing was sent.",
             ],
         )
         return
     numbers = list(command.numbers) or [number]
-    key = f"comment:{data['comment']['id']}"
+    key = f"comment:{intent.comment_id}"
     ctx.defer(
         ("dispatch-command", repo, key),
         lambda: _dispatch(
@@ -153,7 +194,7 @@ async def on_dispatch_command(event: sansio.Event, ctx: EventContext) -> None:
             dispatcher,
             repo,
             numbers,
-            requester,
+            who,
             key,
             force=command.force,
             source="command",
@@ -162,24 +203,13 @@ async def on_dispatch_command(event: sansio.Event, ctx: EventContext) -> None:
     )
 
 
-@router.register("pull_request", action="opened")
-@router.register("pull_request", action="closed")
-@router.register("pull_request", action="reopened")
-async def on_pull_request(event: sansio.Event, ctx: EventContext) -> None:
-    """PR news for dispatched issues. Agents often open PRs from bot accounts, so bots count here."""
-    data = event.data
-    if ctx.delivery.installation_id is None or await _is_ourselves(ctx, _requester(data)):
+async def act_on_pull_request(intent: PullRequestMoved, ctx: EventContext) -> None:
+    """PR news for dispatched issues. Agents often open PRs from bot accounts, so bots count."""
+    repo, pull, action, targets = intent.repo, intent.pull, intent.action, list(intent.targets)
+    if await _is_ourselves(ctx, intent.sender):
         return
-    repo = data["repository"]["full_name"]
-    pull = data["pull_request"]
-    targets = sorted({n for r, n, _ in issue_references(rest_issue(repo, pull)) if r == repo})
-    if not targets or not any(ctx.services.runs.runs_for_issue(repo, n) for n in targets):
+    if not any(ctx.services.runs.runs_for_issue(repo, n) for n in targets):
         return
-    action = (
-        "merged"
-        if data.get("action") == "closed" and pull.get("merged")
-        else str(data.get("action"))
-    )
 
     async def follow_up() -> None:
         gh = await ctx.github()

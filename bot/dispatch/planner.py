@@ -49,10 +49,9 @@ def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
     found: list[int] = []
     for match in _DEPENDENCY.finditer(text):
         found.extend(bare_numbers(match.group(1)))
-    for line in lines:
-        task = _OPEN_TASK.match(line)
-        first = references(line[task.end() :])[:1] if task else []
-        found.extend(ref.number for ref in first if ref.start == 0 and ref.repo is None)
+    tasks = [line[m.end() :] for line in lines if "[ ]" in line and (m := _OPEN_TASK.match(line))]
+    for rest in tasks:
+        found.extend(ref.number for ref in references(rest)[:1] if ref.start == 0 and not ref.repo)
     return [n for n in dict.fromkeys(found) if n != number]
 
 

@@ -1,97 +1,77 @@
-"""Triage triggers: the trigger label, new issues (if configured), and changes to a triaged issue.
+"""Triage triggers: the trigger label, new issues (if configured), changes to a triaged issue.
 
-Handlers only decide whether to triage; the run itself is deferred to the end of the
-batch, so a burst of edits and comments about one issue is triaged once.
+`parse` (pure) says whether a delivery asks for a triage; `act` defers the run to the
+end of the batch, so a burst of edits and comments about one issue is triaged once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
+from bot.config.repo import RepoConfig
 from bot.delivery.context import EventContext
-from bot.github.references import closing_targets
-from bot.mirror.formats import rest_issue
-from bot.mirror.prs import issue_references
 from bot.triage.job import TriageJob
 
-router = routing.Router()
+EVENTS = ("issues", "issue_comment")
+# Changes to an issue that re-run an existing triage.
+CHANGES = {
+    "issues": ("edited", "reopened"),
+    "issue_comment": ("created", "edited", "deleted"),
+}
 
 
-def schedule_triage(ctx: EventContext, repo: str, number: int, reason: str) -> None:
+@dataclass(frozen=True)
+class Triage:
+    repo: str
+    number: int
+    reason: str
+    # A change to an issue re-runs its triage only when it was triaged before.
+    only_if_triaged: bool = False
+    # PR news for a dispatched issue: the dispatch follow-up refreshes its comment instead.
+    unless_dispatched: bool = False
+
+
+def by_a_bot(data: dict[str, Any]) -> bool:
+    sender = data.get("sender")
+    return isinstance(sender, dict) and sender.get("type") == "Bot"
+
+
+def parse(event: sansio.Event, config: RepoConfig) -> Triage | None:
+    data, action = event.data, event.data.get("action")
+    issue = data.get("issue")
+    if event.event not in EVENTS or not isinstance(issue, dict) or by_a_bot(data):
+        return None
+    repo, number = str(data["repository"]["full_name"]), int(issue["number"])
+    if event.event == "issues" and action == "opened":
+        if config.labels.triage_on_open:
+            return Triage(repo, number, "new issue (triage_on_open)")
+        return None
+    if issue.get("pull_request"):
+        return None
+    if event.event == "issues" and action == "labeled":
+        if (data.get("label") or {}).get("name") == config.labels.trigger:
+            return Triage(repo, number, f"labelled {config.labels.trigger}")
+        return None
+    if action in CHANGES[event.event]:
+        return Triage(repo, number, f"{event.event}.{action}", only_if_triaged=True)
+    return None
+
+
+def act(intent: Triage, ctx: EventContext) -> None:
+    services = ctx.services
+    repo, number = intent.repo, intent.number
+    if intent.only_if_triaged and services.records.latest(repo, number) is None:
+        return
+    if intent.unless_dispatched and services.runs.runs_for_issue(repo, number):
+        return  # the dispatch follow-up re-renders this issue's comment itself
+
     async def run() -> None:
         gh = await ctx.github()
         loaded = await ctx.repo_config(repo)
-        await TriageJob(ctx.services, ctx.log).run(gh, repo, number, loaded=loaded)
+        await TriageJob(services, ctx.log).run(gh, repo, number, loaded=loaded)
 
-    ctx.log.info("triage of %s#%d scheduled: %s", repo, number, reason)
+    ctx.log.info("triage of %s#%d scheduled: %s", repo, number, intent.reason)
     ctx.defer(("triage", repo, number), run)
-
-
-def _repo(data: dict[str, Any]) -> str:
-    return str(data["repository"]["full_name"])
-
-
-@router.register("issues", action="labeled")
-async def on_labeled(event: sansio.Event, ctx: EventContext) -> None:
-    data = event.data
-    if not ctx.should_act(data) or data["issue"].get("pull_request"):
-        return
-    repo = _repo(data)
-    loaded = await ctx.repo_config(repo)
-    if (data.get("label") or {}).get("name") == loaded.config.labels.trigger:
-        schedule_triage(
-            ctx, repo, data["issue"]["number"], f"labelled {loaded.config.labels.trigger}"
-        )
-
-
-@router.register("issues", action="opened")
-async def on_opened(event: sansio.Event, ctx: EventContext) -> None:
-    data = event.data
-    if not ctx.should_act(data):
-        return
-    repo = _repo(data)
-    loaded = await ctx.repo_config(repo)
-    if loaded.config.labels.triage_on_open:
-        schedule_triage(ctx, repo, data["issue"]["number"], "new issue (triage_on_open)")
-
-
-@router.register("issues", action="edited")
-@router.register("issues", action="reopened")
-@router.register("issue_comment", action="created")
-@router.register("issue_comment", action="edited")
-@router.register("issue_comment", action="deleted")
-async def on_issue_changed(event: sansio.Event, ctx: EventContext) -> None:
-    """A triaged issue changed: its triage (comment and prompt) follows."""
-    data = event.data
-    if not ctx.should_act(data) or data["issue"].get("pull_request"):
-        return
-    repo, number = _repo(data), data["issue"]["number"]
-    if ctx.services.records.latest(repo, number) is not None:
-        schedule_triage(ctx, repo, number, f"{event.event}.{data.get('action')}")
-
-
-@router.register("pull_request", action="opened")
-@router.register("pull_request", action="edited")
-@router.register("pull_request", action="closed")
-@router.register("pull_request", action="reopened")
-async def on_pull_request(event: sansio.Event, ctx: EventContext) -> None:
-    """PRs that start or stop referencing a triaged issue re-run its triage."""
-    data = event.data
-    if not ctx.should_act(data):
-        return
-    repo = _repo(data)
-    pull = data["pull_request"]
-    old_body = ((data.get("changes") or {}).get("body") or {}).get("from") or ""
-    targets = {(r, n) for r, n, _ in issue_references(rest_issue(repo, pull))} | set(
-        closing_targets(old_body, repo)
-    )
-    followed_up = data.get("action") in ("opened", "closed", "reopened")
-    for target_repo, number in sorted(targets):
-        if followed_up and ctx.services.runs.runs_for_issue(repo, number):
-            continue  # the dispatch follow-up re-runs this issue's triage itself
-        if target_repo == repo and ctx.services.records.latest(repo, number) is not None:
-            schedule_triage(
-                ctx, repo, number, f"pull request #{pull['number']} {data.get('action')}"
-            )
