@@ -13,10 +13,9 @@ from bot.config.loader import ConfigLoader
 from bot.config.settings import Settings
 from bot.dashboard.app import add_dashboard
 from bot.delivery.context import Services
-from bot.delivery.inbox import Inbox, InboxQueries
+from bot.delivery.inbox import Inbox
 from bot.delivery.routing import build_router
 from bot.delivery.workers import WorkerPool
-from bot.dispatch.planner import DispatchRuns
 from bot.github import GitHubFactory, RetryPolicy
 from bot.github.redelivery import keep_catching_up
 from bot.github.trees import TreeCache
@@ -25,7 +24,9 @@ from bot.observability.logs import Redactor
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog
 from bot.store.artifacts import ArtifactStore, LinkSigner
+from bot.store.inbox import InboxQueries
 from bot.store.mirror import MirrorStore
+from bot.store.runs import DispatchRuns
 from bot.store.trees import TreeStore
 from bot.store.triage_records import TriageRecords
 from bot.triage.render import Renderer

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import get_args
 
 from bot.delivery.inbox import Inbox, describe
-from bot.dispatch.planner import BatchIssue, DispatchRuns
+from bot.dispatch.planner import BatchIssue
 from bot.models import Comment, ExistingPR, Issue, Priority, Signal, TriageDecision, Verdict
 from bot.notify.outbox import Outbox
 from bot.notify.slack import text_reply_message
 from bot.store.artifacts import ArtifactStore
 from bot.store.mirror import MirrorStore
+from bot.store.runs import DispatchRuns
 from bot.store.triage_records import TriageRecords
 
 # Ages are relative to now, as the command line and the dashboard compute them.

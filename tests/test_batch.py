@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from bot.dispatch.commands import DispatchCommand, parse_dispatch_command
 from bot.dispatch.planner import (
     BatchIssue,
-    DispatchRuns,
     InvalidBatch,
     find_cycles,
     parse_dependencies,
     plan_batch,
 )
+from bot.store.runs import DispatchRuns
 
 REPO = "octo/widgets"
 

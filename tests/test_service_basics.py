@@ -13,10 +13,10 @@ import pytest
 
 from bot.cli.main import main
 from bot.config.settings import MissingWebhookSecret, Settings, ensure_local_webhook_secret
-from bot.delivery.inbox import InboxQueries
 from bot.observability.logs import ContextFilter, Redactor, bind, scrub_sentry_event
 from bot.service import create_app
 from bot.store.actions import ActionLog
+from bot.store.inbox import InboxQueries
 from tests.service_fixtures import WEBHOOK_SECRET, send, settled
 
 

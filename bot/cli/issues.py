@@ -123,10 +123,7 @@ def _repo_for_issue(store: MirrorStore, repo: str | None, number: int) -> str:
     """The repo of issue `number`: --repo, or the one repo of the mirror that holds it."""
     if repo:
         return repo
-    holders = [
-        r[0]
-        for r in store.conn.execute("SELECT repo FROM mirror_issues WHERE number = ?", (number,))
-    ]
+    holders = store.repos_with_number(number)
     if len(holders) > 1:
         raise UsageError(f"#{number} exists in {', '.join(holders)}: pass --repo OWNER/NAME")
     if not holders:

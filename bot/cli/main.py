@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
-    from bot.delivery.inbox import InboxQueries
+    from bot.store.inbox import InboxQueries
 
     queries = InboxQueries(load_settings(args).db)
     rows = queries.recent(status=args.status, limit=args.limit)
@@ -92,7 +92,7 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries_replay(args: argparse.Namespace) -> int:
-    from bot.delivery.inbox import InboxQueries
+    from bot.store.inbox import InboxQueries
 
     queries = InboxQueries(load_settings(args).db)
     if queries.replay(args.id):

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.cli.output import emit, emit_json
-from bot.notify.outbox import STATUSES, Outbox
+from bot.notify.outbox import Outbox
+from bot.store.outbox import STATUSES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -49,16 +49,17 @@ from bot.dashboard.auth import (
 )
 from bot.dashboard.candidates import rank
 from bot.delivery.context import Services
-from bot.delivery.inbox import STATUSES as DELIVERY_STATUSES
-from bot.delivery.inbox import InboxQueries, describe
+from bot.delivery.inbox import describe
 from bot.dispatch.job import Requester, may_dispatch
 from bot.errors import PermanentError
 from bot.github import GitHubClient, GitHubUnavailable
 from bot.models import Verdict
-from bot.notify.outbox import STATUSES as OUTBOX_STATUSES
 from bot.notify.outbox import Outbox
 from bot.store.artifacts import ArtifactStore
 from bot.store.dashboard import DashboardQueries
+from bot.store.inbox import STATUSES as DELIVERY_STATUSES
+from bot.store.inbox import InboxQueries
+from bot.store.outbox import STATUSES as OUTBOX_STATUSES
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from bot.config.loader import ConfigLoader, LoadedConfig
 from bot.config.repo import RepoConfig
 from bot.config.settings import Settings
 from bot.delivery.inbox import Delivery, Inbox
-from bot.dispatch.planner import DispatchRuns
 from bot.errors import PermanentError
 from bot.github import GitHubClient, GitHubFactory, GitHubUnavailable
 from bot.github.trees import TreeCache
@@ -26,6 +25,7 @@ from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog
 from bot.store.artifacts import ArtifactStore, LinkSigner
 from bot.store.mirror import MirrorStore
+from bot.store.runs import DispatchRuns
 from bot.store.triage_records import TriageRecords
 from bot.triage.render import Renderer
 

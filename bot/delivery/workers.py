@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 import traceback
 from collections.abc import Hashable
@@ -20,6 +19,7 @@ from gidgethub import routing, sansio
 from bot.delivery.context import Batch, EventContext, Services
 from bot.delivery.inbox import Delivery, backoff_delay
 from bot.errors import PermanentError, RetryLater
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class WorkerPool:
             inbox.new_work.clear()
             try:
                 batch = await inbox.claim()
-            except sqlite3.Error:  # e.g. the database is locked by another process for long
+            except StoreError:  # e.g. the database is locked by another process for long
                 log.exception("could not claim work from the inbox; trying again shortly")
                 await asyncio.sleep(IDLE_POLL_SECONDS)
                 continue

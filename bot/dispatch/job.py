@@ -1,6 +1,6 @@
 """Dispatch: the maintainer's second key. Permission, verdict, plan, Slack, PR follow-up.
 
-Every dispatch is a run of `bot.dispatch.planner.DispatchRuns` (one issue is a batch of one), so
+Every dispatch is a run of `bot.store.runs.DispatchRuns` (one issue is a batch of one), so
 the in-flight cap, dependency order and the release of queued work after a merged PR
 are one mechanism. Slack messages go through the outbox, keyed so that a redelivered
 event never notifies twice.

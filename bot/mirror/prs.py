@@ -12,7 +12,7 @@ this very issue.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.github.references import bare_numbers, closing_targets, targets
 from bot.models import ExistingPR, Issue, PRState
@@ -139,13 +139,7 @@ def find_existing_prs(store: MirrorStore, issue: Issue) -> list[ExistingPR]:
             )
         )
 
-    rows = store.conn.execute(
-        """SELECT i.number, i.state, i.merged, i.url, i.title, r.kind
-           FROM mirror_refs r JOIN mirror_issues i ON i.id = r.source_id
-           WHERE r.target_repo = ? AND r.target_number = ? AND i.is_pr = 1 AND i.repo = ?
-             AND r.kind IN ('closing-keyword', 'title', 'branch')""",
-        (issue.repo, issue.number, issue.repo),
-    ).fetchall()
+    rows = store.prs_referencing(issue.repo, issue.number, ("closing-keyword", "title", "branch"))
     mirrored: dict[int, PRState] = {}
     for row in rows:
         state: PRState = "merged" if row["merged"] else _state(row["state"])
@@ -175,25 +169,13 @@ def _refresh_states(
     """The mirror's own PR rows (kept fresh by webhooks) beat states copied into timelines."""
     unknown = [n for n in found if n not in known]
     if unknown:
-        for row in _pr_rows(store, repo, unknown):
+        for row in store.pr_states(repo, unknown):
             known[row["number"]] = "merged" if row["merged"] else _state(row["state"])
             found[row["number"]].title = found[row["number"]].title or row["title"] or None
     for number, state in known.items():
         found[number].state = state
 
 
-def _pr_rows(store: MirrorStore, repo: str, numbers: list[int]) -> list[Any]:
-    """The mirror's rows of those `numbers` that are pull requests of `repo`."""
-    if not numbers:
-        return []
-    marks = ",".join("?" * len(numbers))
-    return store.conn.execute(
-        f"""SELECT number, state, merged, title FROM mirror_issues
-            WHERE repo = ? AND is_pr = 1 AND number IN ({marks})""",
-        (repo, *numbers),
-    ).fetchall()
-
-
 def _known_prs(store: MirrorStore, repo: str, numbers: list[int]) -> list[int]:
     """Which of `numbers` the mirror holds as pull requests of `repo`."""
-    return [row["number"] for row in _pr_rows(store, repo, numbers)]
+    return [row["number"] for row in store.pr_states(repo, numbers)]

@@ -9,7 +9,6 @@ weighs a lot. Explicit references between two issues count most of all.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -71,11 +70,6 @@ _NOT_DOTTED_SUFFIXES = {
     "gif",
 }
 _MENTION = re.compile(r"(?:(?<![\w/])#|/issues/)(\d{1,7})\b")
-
-
-def fts_phrase(token: str) -> str:
-    """One token as an FTS5 string literal: text inside double quotes is never syntax."""
-    return '"' + token.replace('"', '""') + '"'
 
 
 def tokens(text: str) -> list[str]:
@@ -200,19 +194,13 @@ class CorpusStats:
 
     def docs(self, store: MirrorStore, repo: str | None) -> int:
         if repo not in self.repo_docs:
-            self.repo_docs[repo] = store.conn.execute(
-                "SELECT COUNT(*) FROM mirror_issues WHERE is_pr = 0 AND (? IS NULL OR repo = ?)",
-                (repo, repo),
-            ).fetchone()[0]
+            self.repo_docs[repo] = store.issue_count(repo)
         return self.repo_docs[repo]
 
     def term(self, store: MirrorStore, term: str) -> int:
         count = self.term_docs.get(term)
         if count is None:
-            row = store.conn.execute(
-                "SELECT doc FROM mirror_fts_vocab WHERE term = ?", (term,)
-            ).fetchone()
-            count = int(row[0]) if row else 0
+            count = store.term_docs(term)
             if count:
                 self.term_docs[term] = count
         return count
@@ -220,11 +208,7 @@ class CorpusStats:
     def signature(self, store: MirrorStore, repo: str, sig: str) -> int:
         count = self.sig_docs.get((repo, sig))
         if count is None:
-            count = int(
-                store.conn.execute(
-                    "SELECT COUNT(*) FROM mirror_sigs WHERE repo = ? AND sig = ?", (repo, sig)
-                ).fetchone()[0]
-            )
+            count = store.signature_docs(repo, sig)
             if count:
                 self.sig_docs[(repo, sig)] = count
         return count
@@ -264,36 +248,29 @@ def find_related(
     title_only: bool = False,
 ) -> list[RelatedIssue]:
     """Issues of the same repository most like `issue`, best first, each with what matched."""
-    conn = store.conn
     repo = issue.repo
-    self_row = conn.execute(
-        "SELECT id FROM mirror_issues WHERE repo = ? AND number = ?", (repo, issue.number)
-    ).fetchone()
-    self_id = self_row[0] if self_row else None
+    self_id = store.issue_id(repo, issue.number)
     stats = CorpusStats.of(store)
     docs_all = stats.docs(store, None)
     docs = stats.docs(store, repo)
     if docs == 0:
         return []
 
-    filters = "i.repo = ? AND i.is_pr = 0" + (" AND i.state = ?" if state else "")
-    params: list[object] = [repo, state] if state else [repo]
-
     # 1. Full text: BM25 over title, body and comments with the issue's rarest words.
     terms = _query_terms(store, issue, max(docs_all, 1), title_only=title_only)
     text_score: dict[int, float] = {}
     if terms:
-        expression = " OR ".join(fts_phrase(t) for t in terms)
-        if title_only:
-            expression = f"{{title}} : ({expression})"
-        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        for rowid, score in conn.execute(
-            f"""SELECT f.rowid, bm25(mirror_fts, {weights}) AS s
-                FROM mirror_fts f JOIN mirror_issues i ON i.id = f.rowid
-                WHERE mirror_fts MATCH ? AND {filters} ORDER BY s LIMIT ?""",
-            (expression, *params, TEXT_CANDIDATES),
-        ):
-            text_score[rowid] = -score
+        text_score = dict(
+            store.match_text(
+                list(terms),
+                match_all=False,
+                weights=BM25_WEIGHTS,
+                repo=repo,
+                state=state,
+                title_only=title_only,
+                limit=TEXT_CANDIDATES,
+            )
+        )
 
     # 2. Error signatures, weighted by how rare each is in this repository.
     sigs = [] if title_only else error_signatures(issue)
@@ -305,58 +282,19 @@ def find_related(
             if others > 0:
                 sig_weight[sig] = idf(docs, others)
         rare = [s for s in sig_weight if stats.signature(store, repo, s) <= RARE_SIGNATURE_DOCS]
-        if rare:
-            marks = ",".join("?" * len(rare))
-            sig_candidates = {
-                r[0]
-                for r in conn.execute(
-                    f"SELECT issue_id FROM mirror_sigs WHERE repo = ? AND sig IN ({marks}) LIMIT ?",
-                    (repo, *rare, MAX_SIGNATURE_CANDIDATES),
-                )
-            }
+        sig_candidates = store.issues_with_signatures(repo, rare, limit=MAX_SIGNATURE_CANDIDATES)
 
     # 3. Explicit references, either direction.
     ref_numbers = mentioned_numbers(issue)
-    referenced: set[int] = set()
-    if ref_numbers:
-        marks = ",".join("?" * len(ref_numbers))
-        referenced |= {
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM mirror_issues WHERE repo = ? AND number IN ({marks})",
-                (repo, *ref_numbers),
-            )
-        }
-    referenced |= {
-        r[0]
-        for r in conn.execute(
-            """SELECT source_id FROM mirror_refs WHERE target_repo = ? AND target_number = ?
-               AND kind = 'mention'""",
-            (repo, issue.number),
-        )
-    }
+    referenced = store.ids_of_numbers(repo, ref_numbers) | store.mentioned_by(repo, issue.number)
 
     candidates = (set(text_score) | sig_candidates | referenced) - {self_id}
     if not candidates:
         return []
-    rows = {}
-    cand_list = list(candidates)
-    for start in range(0, len(cand_list), 500):
-        chunk = cand_list[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"""SELECT i.id, i.number, i.state, i.title, i.labels, i.url FROM mirror_issues i
-                WHERE i.id IN ({marks}) AND {filters}""",
-            (*chunk, *params),
-        ):
-            rows[row[0]] = row
+    rows = store.summaries(candidates, repo=repo, state=state)
     shared_sigs: dict[int, list[str]] = {cid: [] for cid in rows}
     if sig_weight and rows:
-        ids = list(rows)
-        marks = ",".join("?" * len(ids))
-        for cid, sig in conn.execute(
-            f"SELECT issue_id, sig FROM mirror_sigs WHERE issue_id IN ({marks})", ids
-        ):
+        for cid, sig in store.signatures_of(list(rows)):
             if sig in sig_weight:
                 shared_sigs[cid].append(sig)
 
@@ -364,7 +302,7 @@ def find_related(
     scored: list[tuple[float, int, list[str]]] = []
     for cid, row in rows.items():
         sigs_here = sorted(shared_sigs[cid], key=lambda s: -sig_weight[s])
-        labels_here = [lbl for lbl in json.loads(row["labels"]) if lbl in label_weight]
+        labels_here = [lbl for lbl in row["labels"] if lbl in label_weight]
         score = (
             text_score.get(cid, 0.0)
             + SIGNATURE_WEIGHT * sum(sig_weight[s] for s in sigs_here)
@@ -402,9 +340,7 @@ def find_related(
 
 def _matched_words(store: MirrorStore, issue_id: int, terms: dict[str, float]) -> list[str]:
     """The query words present in a result, rarest first."""
-    row = store.conn.execute(
-        "SELECT title, body, comments FROM mirror_fts WHERE rowid = ?", (issue_id,)
-    ).fetchone()
+    row = store.indexed_text(issue_id)
     if row is None or not terms:
         return []
     present = set(tokens(" ".join(row)))
@@ -414,14 +350,7 @@ def _matched_words(store: MirrorStore, issue_id: int, terms: dict[str, float]) -
 def _label_weights(store: MirrorStore, repo: str, labels: list[str], docs: int) -> dict[str, float]:
     if not labels:
         return {}
-    marks = ",".join("?" * len(labels))
-    return {
-        name: idf(docs, count)
-        for name, count in store.conn.execute(
-            f"SELECT name, COUNT(*) FROM mirror_labels WHERE repo = ? AND name IN ({marks}) GROUP BY name",
-            (repo, *labels),
-        )
-    }
+    return {name: idf(docs, count) for name, count in store.label_counts(repo, labels).items()}
 
 
 def search_issues(
@@ -438,28 +367,17 @@ def search_issues(
     words = list(dict.fromkeys(tokens(text)))
     if not words:
         return []
-    where = ["i.is_pr = 0"]
-    params: list[object] = []
-    for column, value in (("i.repo", repo), ("i.state", state)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if label is not None:
-        where.append(
-            "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id AND l.name = ?)"
+    for match_all in (True, False):
+        rows = store.match_text(
+            words,
+            match_all=match_all,
+            weights=BM25_WEIGHTS,
+            repo=repo,
+            state=state,
+            label=label,
+            title_only=title_only,
+            limit=limit,
         )
-        params.append(label)
-    weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-    for joiner in (" AND ", " OR "):
-        expression = joiner.join(fts_phrase(w) for w in words)
-        if title_only:
-            expression = f"{{title}} : ({expression})"
-        rows = store.conn.execute(
-            f"""SELECT f.rowid, bm25(mirror_fts, {weights}) AS s
-                FROM mirror_fts f JOIN mirror_issues i ON i.id = f.rowid
-                WHERE mirror_fts MATCH ? AND {" AND ".join(where)} ORDER BY s LIMIT ?""",
-            (expression, *params, limit),
-        ).fetchall()
         if rows or len(words) == 1:
-            return [(r[0], round(-r[1], 2)) for r in rows]
+            return [(rowid, round(score, 2)) for rowid, score in rows]
     return []

@@ -18,23 +18,10 @@ from bot.store.db import connect
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at REAL NOT NULL,
-    target TEXT NOT NULL,        -- github | slack
-    kind TEXT NOT NULL,          -- e.g. create_comment, add_labels, chat.postMessage
-    subject TEXT NOT NULL,       -- owner/name#N or a channel
-    payload TEXT NOT NULL,
-    idempotency_key TEXT UNIQUE
-);
-"""
-
 
 class ActionLog:
     def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
         self._conn = connect(path, check_same_thread=False, autocheckpoint=autocheckpoint)
-        self._conn.executescript(SCHEMA)
 
     def record(
         self,

@@ -18,18 +18,6 @@ from pydantic import BaseModel
 
 from bot.store.db import connect
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS artifacts (
-    repo TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    body TEXT,                 -- NULL when the directory store holds the text
-    PRIMARY KEY (repo, number, version)
-);
-"""
 LINK_KEY_LABEL = b"agent-dispatch artifact links v1"
 
 
@@ -52,7 +40,6 @@ class ArtifactStore:
         self, db: Path | str, directory: Path | None = None, *, autocheckpoint: bool = True
     ) -> None:
         self._conn = connect(db, check_same_thread=False, autocheckpoint=autocheckpoint)
-        self._conn.executescript(SCHEMA)
         self._directory = directory
 
     def _file(self, repo: str, number: int, version: int) -> Path:

@@ -1,8 +1,8 @@
 """Read-only queries for the candidate list and the dashboard pages.
 
 They read the tables other stores own (mirror, triage records, dispatch runs, inbox,
-outbox, artifacts); those stores create their tables, and `DashboardQueries` makes
-sure they exist so a fresh or mirror-only database answers with empty pages.
+outbox, artifacts); opening the database brings it to the current schema, so a fresh
+or mirror-only database answers with empty pages.
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.dashboard.candidates import CandidateFacts
-from bot.delivery.inbox import SCHEMA as INBOX_SCHEMA
-from bot.dispatch.planner import SCHEMA as RUNS_SCHEMA
 from bot.dispatch.planner import parse_dependencies
-from bot.notify.outbox import SCHEMA as OUTBOX_SCHEMA
-from bot.store.artifacts import SCHEMA as ARTIFACTS_SCHEMA
 from bot.store.db import connect
-from bot.store.mirror import SCHEMA as MIRROR_SCHEMA
-from bot.store.triage_records import SCHEMA as RECORDS_SCHEMA
 
 # PR references that mean "this PR addresses the issue" (a bare mention does not).
 ADDRESSING_KINDS = ("closing-keyword", "title", "branch")
@@ -87,15 +81,6 @@ class DashboardQueries:
 
     def __init__(self, path: Path | str, *, check_same_thread: bool = True) -> None:
         self._conn = connect(path, check_same_thread=check_same_thread)
-        for schema in (
-            MIRROR_SCHEMA,
-            RECORDS_SCHEMA,
-            RUNS_SCHEMA,
-            INBOX_SCHEMA,
-            OUTBOX_SCHEMA,
-            ARTIFACTS_SCHEMA,
-        ):
-            self._conn.executescript(schema)
 
     def close(self) -> None:
         self._conn.close()

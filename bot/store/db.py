@@ -1,8 +1,14 @@
-"""SQLite connections with the settings every store relies on."""
+"""SQLite connections, transactions and schema migrations: the engine specifics of the store.
+
+Everything SQLite-shaped that more than one store needs lives here, so a second engine
+replaces this module's roles (connect, transaction, migrate) rather than every store's.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
@@ -14,11 +20,14 @@ def connect(
     synchronous: str = "NORMAL",
     check_same_thread: bool = True,
     autocheckpoint: bool = True,
+    migrate: bool = True,
 ) -> sqlite3.Connection:
     """Open `path` in WAL mode so readers never block the inbox writer.
 
     `autocheckpoint=False` leaves WAL checkpoints (two fsyncs each) to the service's
-    background checkpointer, so no commit on the event loop ever waits for one.
+    background checkpointer, so no commit on the event loop ever waits for one. The
+    database is brought to the current schema first (`migrate=False` skips that, for
+    tests that need today's release's schema).
     """
     conn = sqlite3.connect(
         str(path),
@@ -33,4 +42,33 @@ def connect(
     conn.execute("PRAGMA foreign_keys=ON")
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
+    if migrate:
+        from bot.store.schema import upgrade
+
+        upgrade(conn)
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One atomic unit: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception.
+
+    IMMEDIATE takes the write lock up front, so a read-then-write never fails half-way on
+    a lock another connection took meanwhile. Nested use joins the outer transaction.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def can_write(conn: sqlite3.Connection) -> None:
+    """Take the write lock and let go (raises sqlite3.Error when the file is not writable)."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ROLLBACK")

@@ -3,7 +3,8 @@
 Every query the coordinator used to send to GitHub's search API is answered here in
 milliseconds. Tables carry the `mirror_` prefix in the bot's one database file. All
 stored text is untrusted: SQL is parameterised and full-text queries are built by
-`related.fts_phrase` from quoted tokens, so issue text can never be query syntax.
+`fts_phrase` from quoted tokens, so issue text can never be query syntax. The ranking of
+related issues and PR detection live in bot.mirror; this module answers their queries.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from bot.mirror.prs import issue_references
 from bot.mirror.related import error_signatures, index_text
 from bot.models import Comment, Issue, TimelineEvent
-from bot.store.db import connect
+from bot.store.db import connect, transaction
 
 SORT_COLUMNS = {
     "updated": "i.updated_at DESC",
@@ -33,91 +34,14 @@ SORT_COLUMNS = {
 # Commit a long import every so many issues: bounded WAL growth, resumable progress.
 BATCH_SIZE = 500
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mirror_issues (
-    id INTEGER PRIMARY KEY,
-    repo TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    is_pr INTEGER NOT NULL DEFAULT 0,
-    title TEXT NOT NULL DEFAULT '',
-    body TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'open',
-    state_reason TEXT,
-    merged INTEGER,
-    head_ref TEXT,
-    author TEXT,
-    author_association TEXT,
-    created_at TEXT,
-    updated_at TEXT,
-    closed_at TEXT,
-    assignees TEXT NOT NULL DEFAULT '[]',
-    labels TEXT NOT NULL DEFAULT '[]',
-    reactions TEXT NOT NULL DEFAULT '{}',
-    reaction_total INTEGER NOT NULL DEFAULT 0,
-    comment_count INTEGER NOT NULL DEFAULT 0,
-    url TEXT,
-    UNIQUE (repo, number)
-);
-CREATE INDEX IF NOT EXISTS mirror_issues_repo_updated
-    ON mirror_issues (repo, is_pr, state, updated_at);
-CREATE TABLE IF NOT EXISTS mirror_comments (
-    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    comment_id INTEGER,
-    author TEXT,
-    author_association TEXT,
-    author_is_bot INTEGER NOT NULL DEFAULT 0,
-    body TEXT NOT NULL DEFAULT '',
-    created_at TEXT,
-    updated_at TEXT,
-    reactions TEXT NOT NULL DEFAULT '{}',
-    url TEXT,
-    PRIMARY KEY (issue_id, position)
-);
-CREATE INDEX IF NOT EXISTS mirror_comments_id ON mirror_comments (comment_id);
-CREATE TABLE IF NOT EXISTS mirror_timeline (
-    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    event TEXT NOT NULL,
-    PRIMARY KEY (issue_id, position)
-);
-CREATE TABLE IF NOT EXISTS mirror_labels (
-    repo TEXT NOT NULL,
-    name TEXT NOT NULL,
-    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
-    PRIMARY KEY (repo, name, issue_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mirror_labels_issue ON mirror_labels (issue_id);
-CREATE TABLE IF NOT EXISTS mirror_sigs (
-    repo TEXT NOT NULL,
-    sig TEXT NOT NULL,
-    issue_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
-    PRIMARY KEY (repo, sig, issue_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mirror_sigs_issue ON mirror_sigs (issue_id);
-CREATE TABLE IF NOT EXISTS mirror_refs (
-    source_id INTEGER NOT NULL REFERENCES mirror_issues (id) ON DELETE CASCADE,
-    target_repo TEXT NOT NULL,
-    target_number INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    PRIMARY KEY (target_repo, target_number, kind, source_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mirror_refs_source ON mirror_refs (source_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS mirror_fts USING fts5 (
-    title, body, comments,
-    tokenize = "unicode61 remove_diacritics 0 tokenchars '_'"
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS mirror_fts_vocab USING fts5vocab (mirror_fts, 'row');
-CREATE TABLE IF NOT EXISTS mirror_sync (
-    repo TEXT PRIMARY KEY,
-    cursor TEXT,
-    since TEXT,
-    fetched INTEGER NOT NULL DEFAULT 0,
-    started_at TEXT,
-    completed_at TEXT
-);
-"""
+
+def fts_phrase(token: str) -> str:
+    """One token as an FTS5 string literal: text inside double quotes is never syntax."""
+    return '"' + token.replace('"', '""') + '"'
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -139,7 +63,6 @@ class MirrorStore:
     def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
         self.path = Path(path)
         self.conn = connect(self.path, autocheckpoint=autocheckpoint)
-        self.conn.executescript(SCHEMA)
         # Bumped by every write; related search caches corpus counts against it.
         self.generation = 0
         self.corpus_stats: object | None = None
@@ -150,17 +73,10 @@ class MirrorStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit; nested use joins the outer transaction."""
-        if self.conn.in_transaction:
-            yield self.conn
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.generation += 1
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        if not self.conn.in_transaction:
+            self.generation += 1
+        with transaction(self.conn) as conn:
+            yield conn
 
     # --- writing -------------------------------------------------------------------
 
@@ -198,7 +114,7 @@ class MirrorStore:
     def upsert_comment(self, repo: str, number: int, comment: Comment) -> bool:
         """Add or replace one comment (matched by id); False when the issue is not mirrored."""
         with self.transaction() as conn:
-            issue_id = self._issue_id(repo, number)
+            issue_id = self.issue_id(repo, number)
             if issue_id is None:
                 return False
             row = None
@@ -224,7 +140,7 @@ class MirrorStore:
 
     def delete_comment(self, repo: str, number: int, comment_id: int) -> None:
         with self.transaction() as conn:
-            issue_id = self._issue_id(repo, number)
+            issue_id = self.issue_id(repo, number)
             if issue_id is None:
                 return
             conn.execute(
@@ -236,7 +152,7 @@ class MirrorStore:
 
     def add_timeline_event(self, repo: str, number: int, event: TimelineEvent) -> None:
         with self.transaction() as conn:
-            issue_id = self._issue_id(repo, number)
+            issue_id = self.issue_id(repo, number)
             if issue_id is None:
                 return
             position = conn.execute(
@@ -250,7 +166,7 @@ class MirrorStore:
 
     def delete_issue(self, repo: str, number: int) -> None:
         with self.transaction() as conn:
-            issue_id = self._issue_id(repo, number)
+            issue_id = self.issue_id(repo, number)
             if issue_id is not None:
                 conn.execute("DELETE FROM mirror_fts WHERE rowid = ?", (issue_id,))
                 conn.execute("DELETE FROM mirror_issues WHERE id = ?", (issue_id,))
@@ -284,7 +200,7 @@ class MirrorStore:
                     )
         return len(ids)
 
-    def _issue_id(self, repo: str, number: int) -> int | None:
+    def issue_id(self, repo: str, number: int) -> int | None:
         row = self.conn.execute(
             "SELECT id FROM mirror_issues WHERE repo = ? AND number = ?", (repo, number)
         ).fetchone()
@@ -406,7 +322,7 @@ class MirrorStore:
 
     def get_issue(self, repo: str, number: int) -> Issue | None:
         """The issue (or PR) with its comments and timeline."""
-        issue_id = self._issue_id(repo, number)
+        issue_id = self.issue_id(repo, number)
         return None if issue_id is None else self._load(issue_id, full=True)
 
     def get_issues(self, ids: Sequence[int], *, full: bool = False) -> list[Issue]:
@@ -552,13 +468,197 @@ class MirrorStore:
             "sync": syncs,
         }
 
+    def repos_with_number(self, number: int) -> list[str]:
+        """Repositories whose mirror holds an issue or PR numbered `number`."""
+        return [
+            r[0]
+            for r in self.conn.execute("SELECT repo FROM mirror_issues WHERE number = ?", (number,))
+        ]
+
+    # --- related search and PR detection (the ranking stays in bot.mirror) -------------
+
+    def issue_count(self, repo: str | None) -> int:
+        """Issues (not PRs) of `repo`, or of every repository when None."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM mirror_issues WHERE is_pr = 0 AND (? IS NULL OR repo = ?)",
+            (repo, repo),
+        ).fetchone()
+        return int(row[0])
+
+    def term_docs(self, term: str) -> int:
+        """How many indexed issues hold `term` (0: the index has never seen it)."""
+        row = self.conn.execute(
+            "SELECT doc FROM mirror_fts_vocab WHERE term = ?", (term,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def signature_docs(self, repo: str, sig: str) -> int:
+        """How many issues of `repo` carry the error signature `sig`."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM mirror_sigs WHERE repo = ? AND sig = ?", (repo, sig)
+        ).fetchone()
+        return int(row[0])
+
+    def match_text(
+        self,
+        words: Sequence[str],
+        *,
+        match_all: bool,
+        weights: Sequence[float],
+        repo: str | None = None,
+        state: str | None = None,
+        label: str | None = None,
+        title_only: bool = False,
+        limit: int = 30,
+    ) -> list[tuple[int, float]]:
+        """(row id, BM25 score: higher is better) of issues holding all (or any) of `words`.
+
+        `weights` weigh the title, body and comments columns; best matches come first.
+        """
+        if not words:
+            return []
+        where = ["i.is_pr = 0"]
+        params: list[object] = []
+        for column, value in (("i.repo", repo), ("i.state", state)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if label is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id AND l.name = ?)"
+            )
+            params.append(label)
+        expression = (" AND " if match_all else " OR ").join(fts_phrase(w) for w in words)
+        if title_only:
+            expression = f"{{title}} : ({expression})"
+        bm25 = ", ".join(str(float(w)) for w in weights)
+        rows = self.conn.execute(
+            f"""SELECT f.rowid, bm25(mirror_fts, {bm25}) AS s
+                FROM mirror_fts f JOIN mirror_issues i ON i.id = f.rowid
+                WHERE mirror_fts MATCH ? AND {" AND ".join(where)} ORDER BY s LIMIT ?""",
+            (expression, *params, limit),
+        ).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def issues_with_signatures(self, repo: str, sigs: Sequence[str], *, limit: int) -> set[int]:
+        """Row ids of issues of `repo` that carry any of `sigs` (at most `limit` rows read)."""
+        if not sigs:
+            return set()
+        return {
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT issue_id FROM mirror_sigs WHERE repo = ? AND sig IN ({_marks(sigs)})"
+                " LIMIT ?",
+                (repo, *sigs, limit),
+            )
+        }
+
+    def ids_of_numbers(self, repo: str, numbers: Iterable[int]) -> set[int]:
+        """Row ids of the mirrored issues and PRs of `repo` with these numbers."""
+        wanted = list(numbers)
+        if not wanted:
+            return set()
+        return {
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT id FROM mirror_issues WHERE repo = ? AND number IN ({_marks(wanted)})",
+                (repo, *wanted),
+            )
+        }
+
+    def mentioned_by(self, repo: str, number: int) -> set[int]:
+        """Row ids of the items whose text mentions `repo#number`."""
+        return {
+            r[0]
+            for r in self.conn.execute(
+                """SELECT source_id FROM mirror_refs WHERE target_repo = ? AND target_number = ?
+                   AND kind = 'mention'""",
+                (repo, number),
+            )
+        }
+
+    def summaries(
+        self, ids: Iterable[int], *, repo: str, state: str | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """id, number, state, title, labels (a list) and url of those `ids` that are issues
+        of `repo` (in `state`, when given)."""
+        filters = "i.repo = ? AND i.is_pr = 0" + (" AND i.state = ?" if state else "")
+        params: list[object] = [repo, state] if state else [repo]
+        found: dict[int, dict[str, Any]] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row in self.conn.execute(
+                f"""SELECT i.id, i.number, i.state, i.title, i.labels, i.url FROM mirror_issues i
+                    WHERE i.id IN ({_marks(chunk)}) AND {filters}""",
+                (*chunk, *params),
+            ):
+                found[row["id"]] = dict(row) | {"labels": json.loads(row["labels"])}
+        return found
+
+    def signatures_of(self, ids: Sequence[int]) -> list[tuple[int, str]]:
+        """(row id, signature) for every signature the issues `ids` carry."""
+        if not ids:
+            return []
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute(
+                f"SELECT issue_id, sig FROM mirror_sigs WHERE issue_id IN ({_marks(ids)})", ids
+            )
+        ]
+
+    def indexed_text(self, issue_id: int) -> tuple[str, str, str] | None:
+        """Title, body and comments as the full-text index holds them."""
+        row = self.conn.execute(
+            "SELECT title, body, comments FROM mirror_fts WHERE rowid = ?", (issue_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def label_counts(self, repo: str, labels: Sequence[str]) -> dict[str, int]:
+        """How many items of `repo` carry each of `labels` (labels on none are left out)."""
+        if not labels:
+            return {}
+        return {
+            name: count
+            for name, count in self.conn.execute(
+                f"SELECT name, COUNT(*) FROM mirror_labels WHERE repo = ? AND name IN"
+                f" ({_marks(labels)}) GROUP BY name",
+                (repo, *labels),
+            )
+        }
+
+    def prs_referencing(self, repo: str, number: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        """PRs of `repo` that reference `repo#number` by one of `kinds` (number, state,
+        merged, url, title, kind)."""
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                f"""SELECT i.number, i.state, i.merged, i.url, i.title, r.kind
+                    FROM mirror_refs r JOIN mirror_issues i ON i.id = r.source_id
+                    WHERE r.target_repo = ? AND r.target_number = ? AND i.is_pr = 1
+                      AND i.repo = ? AND r.kind IN ({_marks(kinds)})""",
+                (repo, number, repo, *kinds),
+            )
+        ]
+
+    def pr_states(self, repo: str, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """number, state, merged and title of the mirrored PRs of `repo` among `numbers`."""
+        if not numbers:
+            return []
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                f"""SELECT number, state, merged, title FROM mirror_issues
+                    WHERE repo = ? AND is_pr = 1 AND number IN ({_marks(numbers)})""",
+                (repo, *numbers),
+            )
+        ]
+
     # --- sync bookkeeping ------------------------------------------------------------
 
-    def sync_state(self, repo: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
-            "SELECT * FROM mirror_sync WHERE repo = ?", (repo,)
-        ).fetchone()
-        return row
+    def sync_state(self, repo: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM mirror_sync WHERE repo = ?", (repo,)).fetchone()
+        return None if row is None else dict(row)
 
     def save_sync_page(
         self, repo: str, issues: Sequence[Issue], cursor: str | None, *, since: str | None

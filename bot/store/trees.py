@@ -13,19 +13,6 @@ from pathlib import Path
 
 from bot.store.db import connect
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS repo_trees (
-    repo TEXT PRIMARY KEY,
-    sha TEXT NOT NULL,
-    etag TEXT,
-    paths TEXT NOT NULL,
-    truncated INTEGER NOT NULL DEFAULT 0,
-    stale INTEGER NOT NULL DEFAULT 0,
-    wanted_sha TEXT,
-    fetched_at REAL NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class TreeRow:
@@ -41,7 +28,6 @@ class TreeRow:
 class TreeStore:
     def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
         self._conn = connect(db, autocheckpoint=autocheckpoint, check_same_thread=False)
-        self._conn.executescript(SCHEMA)
 
     def close(self) -> None:
         self._conn.close()

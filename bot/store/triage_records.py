@@ -11,19 +11,6 @@ from pydantic import BaseModel
 from bot.models import TriageDecision
 from bot.store.db import connect
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS triage_records (
-    repo TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    verdict TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    artifact_version INTEGER,
-    comment_id INTEGER,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (repo, number)
-);
-"""
-
 
 class TriageRecord(BaseModel):
     repo: str
@@ -37,7 +24,6 @@ class TriageRecord(BaseModel):
 class TriageRecords:
     def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
         self._conn = connect(db, autocheckpoint=autocheckpoint)
-        self._conn.executescript(SCHEMA)
 
     def save(
         self, decision: TriageDecision, *, artifact_version: int | None, comment_id: int | None
