@@ -39,7 +39,7 @@ from bot.notify.slack import (
 )
 from bot.store import StoreError
 from bot.store.actions import ActionLog
-from bot.store.outbox import Claimed, Enqueued, Kind, OutboxStore, UnknownParent
+from bot.store.outbox import Claimed, Enqueued, OutboxStore, UnknownParent
 
 log = logging.getLogger(__name__)
 
@@ -96,33 +96,6 @@ class Outbox(OutboxStore):
             retry_base_seconds=settings.retry_base_seconds,
             autocheckpoint=autocheckpoint,
         )
-
-    def enqueue(
-        self,
-        *,
-        key: str,
-        kind: Kind,
-        message: Message,
-        channel: str | None = None,
-        repo: str | None = None,
-        subjects: Iterable[int] = (),
-        parent_key: str | None = None,
-        now: float | None = None,
-    ) -> Enqueued:
-        """Commit one notification; the same key again is a no-op (fresh=False)."""
-        enqueued = super().enqueue(
-            key=key,
-            kind=kind,
-            message=message,
-            channel=channel,
-            repo=repo,
-            subjects=subjects,
-            parent_key=parent_key,
-            now=now,
-        )
-        if enqueued.fresh:
-            log.info("outbox: queued %s %s (id %d)", kind, key, enqueued.id)
-        return enqueued
 
     def enqueue_dispatch(
         self,

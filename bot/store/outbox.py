@@ -7,6 +7,7 @@ give up is decided in bot.notify.outbox; this module only records it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.store.db import connect, transaction
+
+log = logging.getLogger(__name__)
 
 Status = Literal["pending", "sending", "sent", "failed", "dead"]
 STATUSES: tuple[Status, ...] = ("pending", "sending", "sent", "failed", "dead")
@@ -154,6 +157,7 @@ class OutboxStore:
                     "INSERT OR IGNORE INTO outbox_subjects (message_id, repo, number) VALUES (?, ?, ?)",
                     [(message_id, repo, n) for n in subjects],
                 )
+        log.info("outbox: queued %s %s (id %d)", kind, key, message_id)
         return Enqueued(message_id, fresh=True)
 
     def thread_key_for(self, repo: str, number: int) -> str | None:
