@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.github.references import references
-from bot.triage.signals import LINE_LINK_RE, Finding, quote, repo_path
-from bot.triage.text import Part, Prepared, is_word_start
+from bot.triage.signals import DESIGN_TEXT_RE, LINE_LINK_RE, Finding, quote, repo_path
+from bot.triage.text import Part, Prepared, clip, is_word_start
 
 if TYPE_CHECKING:
     from bot.github.trees import RepoTree
@@ -133,7 +133,7 @@ def _points_to_code(part: Part, packages: tuple[str, ...], tree: RepoTree | None
     if link:
         return quote(part, link)
     span = repo_path(part.prose, packages, tree)
-    return f"{part.where}: {span[2][-150:]}" if span else None
+    return f"{part.where}: {clip(span[2])}" if span else None
 
 
 def _same_repo_duplicate(part: Part, repo: str) -> re.Match[str] | None:
@@ -207,6 +207,9 @@ def thread_findings(prepared: Prepared, repo: str, issue_author: str | None) -> 
                 decisive,
             )
             add("workaround_suggested", part, _search(WORKAROUND_RE, part), trust, False)
+            # A maintainer (or a commenter of unknown standing) asking for a design or a
+            # decision: it can only hold an issue back, so it counts either way.
+            add("design_discussion", part, _search(DESIGN_TEXT_RE, part), trust, True)
             # Also beside a "duplicate of #N": when #N cannot be checked, the closing stands.
             closing = _leading_close(part) or _search(CLOSING_RE, part, conditional_ok=False)
             add("maintainer_closing", part, closing, trust, decisive)

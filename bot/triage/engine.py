@@ -33,7 +33,7 @@ from bot.triage.signals import (
     is_feature,
     question,
 )
-from bot.triage.text import Prepared, normalise_label, prepare
+from bot.triage.text import Prepared, clip, normalise_label, prepare
 
 if TYPE_CHECKING:
     from bot.github.trees import RepoTree
@@ -51,6 +51,9 @@ _CLOSE_GATES = (
     "not_a_bug",
     "reporter_resolved",
 )
+# This many linked PRs, none of which closes the issue: a design effort spanning several PRs.
+MANY_PRS = 3
+_DESIGN_GATES = ("design_ask", "design_discussion", "many_prs")
 _INFO_GATES = (
     "waiting_for_info_label",
     "info_requested",
@@ -104,6 +107,9 @@ def decide(
         findings.append(Finding("hardware_required", missing_hardware[0].evidence))
 
     prs = list(existing_prs)
+    if len(prs) >= MANY_PRS and not any(pr.closes for pr in prs):
+        listed = ", ".join(f"#{pr.number}" for pr in prs[:5])
+        findings.append(Finding("many_prs", f"{len(prs)} linked pull requests: {listed}"))
     if any(pr.state == "open" for pr in prs):
         findings.append(Finding("open_pr", _pr_evidence(prs, "open")))
     closing = [pr for pr in prs if pr.state == "merged" and pr.closes]
@@ -123,7 +129,7 @@ def decide(
         lifted,
         duplicate_of is not None or labelled_duplicate,
         bool(asked),
-        bool(design),
+        _design_reason(findings, decisive),
         missing_hardware,
     )
     if verdict is None:
@@ -153,6 +159,18 @@ def decide(
         missing=_missing(verdict, names, missing_hardware, duplicate_of),
         duplicate_of=duplicate_of,
     )
+
+
+def _design_reason(findings: list[Finding], decisive: set[str]) -> str:
+    """Why this is a design effort, or "" when it is not one."""
+    names = {f.name for f in findings}
+    if "design_ask" in names:
+        return "design-level request"
+    if "design_discussion" in decisive:
+        return "a design or a decision is asked for in the discussion"
+    if "many_prs" in names:
+        return "a design effort spanning several pull requests"
+    return ""
 
 
 def _label_set(names: list[str]) -> set[str]:
@@ -242,7 +260,9 @@ def _signals(findings: list[Finding], rules: TriageRules) -> list[Signal]:
             continue
         seen.add(finding.name)
         weight = round(rules.weight(finding.name) * finding.factor, 3)
-        signals.append(Signal(name=finding.name, weight=weight, evidence=finding.evidence[:200]))
+        signals.append(
+            Signal(name=finding.name, weight=weight, evidence=clip(finding.evidence, 200))
+        )
     return sorted(signals, key=lambda s: (-abs(s.weight), s.name))
 
 
@@ -252,7 +272,7 @@ def _verdict(
     lifted: bool,
     duplicate: bool,
     asked: bool,
-    design: bool,
+    design: str,
     missing_hardware: list[HardwareNeed],
 ) -> tuple[Verdict | None, str]:
     if duplicate:
@@ -265,7 +285,7 @@ def _verdict(
     if "decision_label" in decisive:
         return "needs-decision", "labelled for a maintainer decision"
     if design and not lifted:
-        return "needs-decision", "design-level request"
+        return "needs-decision", design
     if missing_hardware:
         return "needs-hardware", f"needs {', '.join(n.name for n in missing_hardware)}"
     info = [
@@ -360,9 +380,12 @@ def _missing(
         wants.append("the information the waiting-for-info label asks for")
     if "no_description" in names:
         wants.append("a description of what happens and what was expected")
-    if not names & {"traceback", "error_message"}:
+    if not names & {"traceback", "error_message", "wrong_result"}:
         shot = " (as text, not a screenshot)" if "screenshot_only_error" in names else ""
-        wants.append(f"the error message or full traceback{shot}")
+        wants.append(
+            f"the error message or full traceback{shot}, or for a wrong result the expected "
+            "and the actual values"
+        )
     if "reproduction" not in names:
         wants.append("a minimal script that reproduces it")
     if "versions" not in names:

@@ -49,6 +49,10 @@ _GPU_COUNT_RE = re.compile(
 )
 
 
+# "tensor_parallel_size=1", "world size: 1", "data parallel 1": one device after all.
+_ONE_DEVICE_RE = re.compile(r" ?(?:size|degree|world size)?[ =:]{0,3}1(?![\d.])")
+
+
 @dataclass(frozen=True)
 class HardwareNeed:
     name: str
@@ -132,6 +136,8 @@ def _mentions(
             if name != _GPU_COUNT and not _whole_word(text, match.start(), match.end()):
                 continue
             if _NEGATED_LINE_RE.search(_line_at(part.text, match.start())):
+                continue
+            if name != _GPU_COUNT and _ONE_DEVICE_RE.match(text, match.end()):
                 continue
             total, evidence = found.get(name, (0, ""))
             found[name] = (total + weight, evidence or snippet(part, match.start(), match.end()))

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.triage.text import Part, Prepared, description_words, find_word, lower, snippet
+from bot.triage.text import (
+    Part,
+    Prepared,
+    clip,
+    description_words,
+    find_word,
+    lower,
+    snippet,
+)
 
 if TYPE_CHECKING:
     from bot.github.trees import RepoTree
@@ -40,7 +48,7 @@ ERROR_COLON_RE = re.compile(r"(?:error|exception|fatal)[ \t]{0,2}:[ \t]{0,4}[\w'
 # against a line without its indent (at most MAX_CODE_INDENT); the look-behind lets a scan
 # over a long run of word characters skip ahead instead of trying every position.
 CODE_LINE_RE = re.compile(
-    r"(?<![\w.\[\]'\",])(?:(?:import|from)\s[\w.]{1,80}"
+    r"(?<![\w.\[\]'\",])(?:import\s[\w.]{1,80}|from\s[\w.]{1,80}\s{1,4}import\s"
     r"|[\w.\[\]'\",]{1,80}\s{0,4}=\s{0,4}[\w\"'\[({-]"
     r"|[\w.]{1,80}\("
     r"|\$?\s{0,4}(?:python3? \S{1,120}\.py|python3? -m \w|pip3? install|vllm serve|torchrun\s|accelerate launch|deepspeed\s|export \w{1,60}=|CUDA_VISIBLE_DEVICES=))"
@@ -105,6 +113,30 @@ FEATURE_HEADING_RE = re.compile(
 )
 DOCS_TITLE_RE = re.compile(r"\b(?:docs?|documentation|docstrings?|readme|tutorial)\b", re.I)
 
+# A design effort in the reporter's words: an RFC or a proposal, decisions still open.
+DESIGN_TITLE_WORD_RE = re.compile(r"\b(?:rfc|proposal|design doc|roadmap|tracking issue)\b", re.I)
+DESIGN_TEXT_RE = re.compile(
+    r"(?:we|you|i|they|someone) (?:need|have|has|want) to (?:decide|agree on|figure out how)\b"
+    r"|(?:needs?|requires?|calls? for|would need) (?:a |an |some )?(?:design|rfc|proposal|decision)\b"
+    r"|design (?:doc|document|discussion|decision|proposal)s?\b|open (?:design )?questions?:"
+    r"|(?:draft|write|put together|share|propose) (?:a|an|the) (?:design|rfc|proposal)\b"
+    r"|(?:several|multiple|a few|many) (?:approaches|options|designs)\b"
+)
+# A result that is wrong without any exception: values, shapes, dtypes, outputs vs expected.
+WRONG_RESULT_RE = re.compile(
+    r"(?:wrong|incorrect|different|inconsistent|mismatch(?:ed|ing)?|unexpected|garbage|corrupted?)"
+    r" (?:results?|outputs?|values?|shapes?|dtypes?|logits|predictions?|numbers|loss(?:es)?"
+    r"|gradients?|answers?|tokens|generations?|scores?|weights)\b"
+    r"|(?:results?|outputs?|values?|shapes?|dtypes?|logits|predictions|numbers|loss|gradients)"
+    r" (?:are|is|look|looks|seem|seems|become|becomes) (?:all |completely |totally )?"
+    r"(?:wrong|incorrect|off|different|inconsistent|nans?|infs?|zeros?)\b"
+    r"|(?:returns?|produces?|outputs?|gives?|yields?|becomes?|is|are) (?:all |only )?(?:nans?|infs?|zeros)\b"
+    r"|(?:expected|should (?:be|return|give|output))[^\n]{0,100}\b(?:but (?:got|get|it|the|i|we)|got|instead)\b"
+    r"|(?:don'?t|do not|does not|doesn'?t) match(?:es)? (?:the )?(?:expected|reference|original)\b"
+    r"|mismatched elements\b|not close\b|silently (?:ignor|drop|produc|return|chang|cast|overwrit)"
+    r"|(?:precision|accuracy) (?:drop|loss|degradation)\b"
+)
+
 QUESTION_TAGS = {"usage", "question", "help", "how to", "q&a"}
 DECISION_TAGS = {"rfc", "proposal", "roadmap", "discussion", "new model"}
 FEATURE_TAGS = {"feature", "feature request", "enhancement", "new model"}
@@ -131,7 +163,7 @@ def quote(part: Part, match: re.Match[str]) -> str:
     else:
         start = part.low.find(lower(found))
         if start < 0:
-            return f"{part.where}: {' '.join(found.split())[:150]}"
+            return f"{part.where}: {clip(found)}"
     return snippet(part, start, start + len(found))
 
 
@@ -203,7 +235,7 @@ def reproduction(parts: list[Part]) -> Finding | None:
     for part in parts:
         line = _code_line(part.code.splitlines()) or _repro_in_section(part)
         if line:
-            return Finding("reproduction", f"{part.where}: {' '.join(line.split())[:150]}")
+            return Finding("reproduction", f"{part.where}: {clip(line)}")
     hit = first_hit(NOTEBOOK_LINK_RE, parts, word=False)
     return _finding("reproduction", hit) if hit else None
 
@@ -275,7 +307,7 @@ def title_names_code(title: Part) -> Finding | None:
     match = _identifier(text) or SNAKE_IDENT_RE.search(text) or DOTTED_CALL_RE.search(text)
     if not match:
         return None
-    return Finding("title_names_code", f"title: {' '.join(text.split())[:150]}")
+    return Finding("title_names_code", f"title: {clip(text)}")
 
 
 def code_identifier(parts: list[Part]) -> Finding | None:
@@ -308,7 +340,7 @@ def vague_title(title: Part) -> Finding | None:
     words = re.findall(r"[A-Za-z0-9]{2,40}", bare_title(title.text))
     if len(words) >= 3:
         return None
-    return Finding("vague_title", f"title: {title.text.strip()[:150]!r}")
+    return Finding("vague_title", f"title: {clip(title.text)!r}")
 
 
 def question(prepared: Prepared, question_labels: set[str]) -> Finding | None:
@@ -317,9 +349,9 @@ def question(prepared: Prepared, question_labels: set[str]) -> Finding | None:
             return Finding("question", f"label: {label}")
     tag = title_tag(prepared.title.text)
     if tag in QUESTION_TAGS:
-        return Finding("question", f"title: {prepared.title.text.strip()[:150]}")
+        return Finding("question", f"title: {clip(prepared.title.text)}")
     if QUESTION_TITLE_RE.search(bare_title(prepared.title.text)):
-        return Finding("question", f"title: {prepared.title.text.strip()[:150]}")
+        return Finding("question", f"title: {clip(prepared.title.text)}")
     return None
 
 
@@ -332,12 +364,19 @@ def is_feature(prepared: Prepared, feature_labels: set[str]) -> bool:
 
 
 def design_ask(prepared: Prepared, feature: bool) -> Finding | None:
-    """A request for a new capability (platform, backend, method), not a scoped change."""
+    """A design effort or a request for a new capability (platform, backend, method).
+
+    An RFC / proposal title, the reporter saying a decision or design is still needed,
+    or a feature whose title asks to support or integrate something new.
+    """
     title = bare_title(prepared.title.text)
-    if title_tag(prepared.title.text) in DECISION_TAGS:
-        return Finding("design_ask", f"title: {prepared.title.text.strip()[:150]}")
+    if title_tag(prepared.title.text) in DECISION_TAGS or DESIGN_TITLE_WORD_RE.search(title):
+        return Finding("design_ask", f"title: {clip(prepared.title.text)}")
+    hit = first_hit(DESIGN_TEXT_RE, prepared.issue_text[1:], "low_prose")
+    if hit:
+        return _finding("design_ask", hit)
     if (feature or FEATURE_TITLE_START_RE.search(title)) and DESIGN_TITLE_RE.search(title):
-        return Finding("design_ask", f"title: {prepared.title.text.strip()[:150]}")
+        return Finding("design_ask", f"title: {clip(prepared.title.text)}")
     return None
 
 
@@ -359,6 +398,9 @@ def content_findings(prepared: Prepared, min_words: int) -> list[Finding]:
     error = None if traceback else error_message(parts)
     if error:
         findings.append(_finding("error_message", error))
+    wrong = first_hit(WRONG_RESULT_RE, parts, "low")
+    if wrong:
+        findings.append(_finding("wrong_result", wrong))
     for detector in (
         reproduction(parts),
         code_pointer(parts, prepared.package_names, prepared.tree),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 Role = Literal["maintainer", "author", "unknown", "other"]
 
 EVIDENCE_CHARS = 160
+WORD_REACH = 40  # how far a quote may widen to reach a word boundary (hostile long tokens)
 _FENCE_RE = re.compile(r"^\s{0,3}(?:`{3,}|~{3,})")
 _HTML_TAG_RE = re.compile(r"<[^<>\n]{0,300}>")
 _URL_RE = re.compile(r"https?://[^\s)\]>\"']{1,500}")
@@ -180,18 +181,63 @@ def description_words(parts: list[Part], enough: int) -> int:
 
 
 def snippet(part: Part, start: int, end: int) -> str:
-    """A short quote around text[start:end] of a part, prefixed by where it is from."""
+    """A short quote around text[start:end] of a part, prefixed by where it is from.
+
+    The quote starts and ends at a word or line boundary: never mid-word.
+    """
     text = part.text
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     if line_end == -1:
         line_end = len(text)
     lo = max(line_start, start - 60)
+    if lo > line_start and not text[lo - 1].isspace():
+        # Forward to the next word; when the match's own word starts earlier, back to it.
+        space = _next_space(text, lo, start)
+        if space is not None:
+            lo = space + 1
+        else:
+            lo = _word_start(text, start, max(line_start, start - WORD_REACH))
     hi = min(line_end, max(end, lo) + 100)
+    if hi < line_end and not text[hi].isspace():
+        # Back to the end of the previous word; when the match ends mid-word, on to its end.
+        space = text.rfind(" ", end, hi)
+        hi = (
+            space if space != -1 else _word_end(text, max(end, lo), min(line_end, end + WORD_REACH))
+        )
     quote = " ".join(text[lo:hi].split())
     if len(quote) > EVIDENCE_CHARS:
-        quote = quote[: EVIDENCE_CHARS - 3] + "..."
+        cut = quote.rfind(" ", 0, EVIDENCE_CHARS - 3)
+        quote = quote[: cut if cut > EVIDENCE_CHARS // 2 else EVIDENCE_CHARS - 3] + "..."
     return f"{part.where}: {quote}"[:200]
+
+
+def clip(text: str, limit: int = 150) -> str:
+    """`text` on one line, cut at a word boundary to at most `limit` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit - 3)
+    return flat[: cut if cut > limit // 2 else limit - 3] + "..."
+
+
+def _word_start(text: str, at: int, floor: int) -> int:
+    while at > floor and not text[at - 1].isspace():
+        at -= 1
+    return at
+
+
+def _word_end(text: str, at: int, ceiling: int) -> int:
+    while at < ceiling and not text[at].isspace():
+        at += 1
+    return at
+
+
+def _next_space(text: str, lo: int, hi: int) -> int | None:
+    for i in range(lo, hi):
+        if text[i].isspace():
+            return i
+    return None
 
 
 def _is_bot(comment: Comment) -> bool:
