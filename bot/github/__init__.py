@@ -1,7 +1,7 @@
 """GitHub App client layer: authentication, the client handlers use, retries, redelivery."""
 
 from bot.github.client import GitHubClient, GitHubFactory, GraphQLError
-from bot.github.faults import GitHubRequestError, GitHubUnavailable, RetryPolicy
+from bot.github.faults import GitHubRequestError, GitHubUnavailable, RetryPolicy, UnknownOutcome
 
 __all__ = [
     "GitHubClient",
@@ -10,4 +10,5 @@ __all__ = [
     "GitHubUnavailable",
     "GraphQLError",
     "RetryPolicy",
+    "UnknownOutcome",
 ]

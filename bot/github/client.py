@@ -38,8 +38,11 @@ from bot.github.faults import (
     GitHubUnavailable,
     RateGate,
     RetryPolicy,
+    UnknownOutcome,
     classify,
+    repeatable,
 )
+from bot.crashpoints import crashpoint
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog
 
@@ -120,16 +123,21 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
         reauthenticated = False
         failures = 0
         waits = 0
+        blind_retry = repeatable(method, path)
         while True:
             await self._gate.wait(policy)
             if self._auth is not None:
                 headers["authorization"] = await self._auth.authorization()
+            if method != "GET":
+                crashpoint("github_write")
             try:
                 status, response_headers, data = await self._send(method, url, headers, body)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self._on_attempt(method, "error")
                 failures += 1
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                if not blind_retry and not isinstance(exc, aiohttp.ClientConnectorError):
+                    raise UnknownOutcome(f"GitHub {method} {path}: {reason}") from exc
                 if failures >= policy.max_attempts:
                     raise GitHubUnavailable(
                         f"GitHub {method} {path}: {reason} after {failures} attempts"
@@ -157,6 +165,8 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
                 self._gate.pause(verdict.delay, verdict.reason)
                 continue
             if verdict.action == "backoff":
+                if not blind_retry and status >= 500:
+                    raise UnknownOutcome(f"GitHub {method} {path}: {verdict.reason}")
                 failures += 1
                 if failures >= policy.max_attempts:
                     raise GitHubUnavailable(

@@ -37,6 +37,25 @@ class GitHubUnavailable(Exception):
     """
 
 
+class UnknownOutcome(GitHubUnavailable):
+    """A write that is not safe to repeat may or may not have been applied.
+
+    GitHub answered 5xx or the connection broke after the request was sent: the write
+    may be in place (a load balancer lost the answer). The caller reads back before
+    writing again (see comments.upsert).
+    """
+
+
+# POST endpoints the bot calls that do no more when sent twice than once: queries,
+# adding labels (a set), token minting, asking for a redelivery (the inbox drops doubles).
+REPEATABLE_POSTS = ("/graphql", "/labels", "/access_tokens", "/attempts")
+
+
+def repeatable(method: str, path: str) -> bool:
+    """Whether blindly sending the request again is harmless (every method but POST is)."""
+    return method != "POST" or path.rstrip("/").endswith(REPEATABLE_POSTS)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounds of the retry loop; tests shrink them to keep retries fast."""

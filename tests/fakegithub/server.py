@@ -7,8 +7,8 @@ GitHub's OpenAPI description (see openapi.py).
 
 Seed state with add_repo/add_issue/add_pull/add_comment/... , read it back with
 issue()/comments_of()/labels_of()/..., and turn the knobs (latency, fail_next,
-secondary_limit, exhaust_primary, drop_next, slow_next, token_ttl, expire_tokens,
-require_auth) to make it misbehave the way GitHub does.
+secondary_limit, exhaust_primary, drop_next, slow_next, apply_then_fail, chaos, outage,
+token_ttl, expire_tokens, require_auth) to make it misbehave the way GitHub does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import base64
 import hashlib
 import itertools
 import json
+import random
 import secrets
 import shlex
 import threading
@@ -81,7 +82,7 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    kind: str  # status | secondary | primary | drop | slow
+    kind: str  # status | secondary | primary | drop | slow | applied (answered, then 502)
     times: int
     path: str | None = None  # substring of the API path the fault applies to
     method: str | None = None
@@ -94,6 +95,41 @@ class Fault:
         return (self.method is None or self.method == method) and (
             self.path is None or self.path in api_path
         )
+
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+@dataclass
+class Chaos:
+    """Random misbehaviour for fault-injection runs (rates are per request, 0..1).
+
+    `applied` hits only writes: GitHub applies the write, then answers 502 (a load
+    balancer losing the answer). `outage_until` answers 503 to everything until then.
+    """
+
+    rng: random.Random
+    server_errors: float = 0.0
+    applied: float = 0.0
+    resets: float = 0.0
+    secondary: float = 0.0
+    max_delay: float = 0.0
+    outage_until: float = 0.0
+
+    def pick(self, method: str) -> Fault | None:
+        if time.time() < self.outage_until:
+            return Fault("status", 1, status=503)
+        roll = self.rng.random()
+        for kind, rate in (
+            ("status", self.server_errors),
+            ("drop", self.resets),
+            ("secondary", self.secondary),
+            ("applied", self.applied if method in WRITE_METHODS else 0.0),
+        ):
+            if roll < rate:
+                return Fault(kind, 1, status=self.rng.choice((500, 502, 503)), retry_after=0.2)
+            roll -= rate
+        return None
 
 
 @dataclass
@@ -111,6 +147,7 @@ class RepoState:
     files: dict[tuple[str, str | None], str] = field(default_factory=dict)  # (path, ref)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
+    gone: dict[int, tuple[str, int] | None] = field(default_factory=dict)  # deleted or moved
 
 
 @dataclass
@@ -157,6 +194,14 @@ class _Call:
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+
+class _Moved(Exception):
+    """A transferred issue: 301 to where it lives now (GitHub's answer)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
 
 
 Route = tuple[str, tuple[str, ...], str, Callable[[_Call], tuple[int, Any, dict[str, str]]]]
@@ -240,6 +285,7 @@ class FakeGitHub(ThreadedServer):
             self.requests: list[RecordedRequest] = []
             self.faults: list[Fault] = []
             self.latency = 0.0
+            self.chaos_knobs: Chaos | None = None
             self.require_auth = False
             self.token_ttl = 3600.0
             self.oauth.reset()
@@ -284,6 +330,40 @@ class FakeGitHub(ThreadedServer):
     ) -> None:
         """Primary rate limit used up: 403 with x-ratelimit-remaining 0 and a reset time."""
         self._fault(Fault("primary", times, path, method, status=status, reset_in=reset_in))
+
+    def apply_then_fail(
+        self,
+        times: int = 1,
+        *,
+        status: int = 502,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Carry out the next `times` matching requests, then answer `status` instead."""
+        self._fault(Fault("applied", times, path, method, status=status))
+
+    def chaos(
+        self,
+        *,
+        server_errors: float = 0.0,
+        applied: float = 0.0,
+        resets: float = 0.0,
+        secondary: float = 0.0,
+        max_delay: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        """Misbehave at random from now on (see Chaos); `chaos()` with no rates calms down."""
+        with self._lock:
+            self.chaos_knobs = Chaos(
+                random.Random(seed), server_errors, applied, resets, secondary, max_delay
+            )
+
+    def outage(self, seconds: float) -> None:
+        """Answer 503 to every request for the next `seconds`."""
+        with self._lock:
+            if self.chaos_knobs is None:
+                self.chaos_knobs = Chaos(random.Random(0))
+            self.chaos_knobs.outage_until = time.time() + seconds
 
     def drop_next(
         self, times: int = 1, *, path: str | None = None, method: str | None = None
@@ -561,6 +641,23 @@ class FakeGitHub(ThreadedServer):
                 },
             )
 
+    def delete_issue(self, repo: str, number: int) -> None:
+        """The issue is gone: GitHub answers 410 from now on."""
+        with self._lock:
+            r = self.state.repos[repo]
+            r.issues.pop(number, None)
+            r.gone[number] = None
+
+    def transfer_issue(self, repo: str, number: int, to_repo: str) -> dict[str, Any]:
+        """Move the issue to `to_repo` (its new number is returned); the old URL answers 301."""
+        with self._lock:
+            issue = self.state.repos[repo].issues.pop(number)
+            moved = self.add_issue(
+                to_repo, title=issue["title"], body=issue["body"], user=issue["user"]["login"]
+            )
+            self.state.repos[repo].gone[number] = (to_repo, moved["number"])
+            return moved
+
     def set_permission(self, repo: str, username: str, role: str) -> None:
         with self._lock:
             self.add_repo(repo).permissions[username] = role
@@ -669,11 +766,15 @@ class FakeGitHub(ThreadedServer):
         with self._lock:
             self.requests.append(record)
             fault = self._take_fault(request.method, api_path)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+            chaos = self.chaos_knobs
+            if fault is None and chaos is not None:
+                fault = chaos.pick(request.method)
+            delay = chaos.rng.uniform(0, chaos.max_delay) if chaos and chaos.max_delay else 0.0
+        if self.latency or delay:
+            await asyncio.sleep(self.latency + delay)
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
-        elif fault is not None:
+        elif fault is not None and fault.kind != "applied":
             if fault.kind == "drop":
                 assert request.transport is not None
                 request.transport.abort()
@@ -686,6 +787,8 @@ class FakeGitHub(ThreadedServer):
         else:
             with self._lock:
                 status, payload, headers = self._route(request, api_path, query, body)
+        if fault is not None and fault.kind == "applied":
+            status, payload, headers = fault.status, {"message": "Bad Gateway"}, {}
         response = self._respond(request, status, payload, headers)
         record.status = response.status
         return response
@@ -928,6 +1031,10 @@ class FakeGitHub(ThreadedServer):
                 return handler(call)
             except _Reply as reply:
                 return reply.status, {"message": reply.message, "status": str(reply.status)}, {}
+            except _Moved as moved:
+                return 301, {"message": "Moved Permanently", "url": moved.location}, {
+                    "location": moved.location
+                }
         return 404, {"message": "Not Found"}, {}
 
     def _repo(self, call: _Call) -> RepoState:
@@ -943,6 +1050,11 @@ class FakeGitHub(ThreadedServer):
             number = int(call.params["issue_number"])
         except ValueError:
             raise _Reply(404, "Not Found") from None
+        if number in repo.gone:
+            moved = repo.gone[number]
+            if moved is None:
+                raise _Reply(410, "This issue was deleted")
+            raise _Moved(f"{self.url}/repos/{moved[0]}/issues/{moved[1]}")
         issue = repo.issues.get(number)
         if issue is None:
             raise _Reply(404, "Not Found")
