@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
+from tests import test_dispatch_flow as flow
 from tests.fakegithub import FakeGitHub
 from tests.fakeslack import FakeSlack
 from tests.service_fixtures import REPO, labeled, real_issue, seed
-from tests.test_dispatch_flow import (  # noqa: F401  (fixtures)
-    MAINTAINER,
-    agents_channel,
-    app,
+from tests.test_dispatch_flow import (
     bot_comment_bodies,
     by,
     deliver,
 )
+
+# The dispatch flow's service, with its fake Slack channel.
+app, agents_channel = flow.app, flow.agents_channel
 
 TRIAGE_MARKER = "<!-- agent-dispatch:triage"
 

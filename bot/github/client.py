@@ -25,6 +25,7 @@ from cachetools import LRUCache
 from gidgethub import QueryError, apps
 
 from bot.config.settings import Settings
+from bot.crashpoints import crashpoint
 from bot.errors import PermanentError, RetryLater
 from bot.github.auth import (
     AppCredentials,
@@ -42,7 +43,6 @@ from bot.github.faults import (
     classify,
     repeatable,
 )
-from bot.crashpoints import crashpoint
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog
 

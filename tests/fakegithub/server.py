@@ -1032,9 +1032,11 @@ class FakeGitHub(ThreadedServer):
             except _Reply as reply:
                 return reply.status, {"message": reply.message, "status": str(reply.status)}, {}
             except _Moved as moved:
-                return 301, {"message": "Moved Permanently", "url": moved.location}, {
-                    "location": moved.location
-                }
+                return (
+                    301,
+                    {"message": "Moved Permanently", "url": moved.location},
+                    {"location": moved.location},
+                )
         return 404, {"message": "Not Found"}, {}
 
     def _repo(self, call: _Call) -> RepoState:
