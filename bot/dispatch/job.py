@@ -18,7 +18,7 @@ from bot.config.loader import LoadedConfig
 from bot.config.repo import RepoConfig
 from bot.delivery.context import Services
 from bot.dispatch.planner import BatchIssue, InvalidBatch, RunItem, StartedRun, parse_dependencies
-from bot.github import GitHubClient, comments
+from bot.github import GitHubClient, GitHubRequestError, comments
 from bot.notify.slack import (
     BatchEntry,
     DispatchNotice,
@@ -79,6 +79,11 @@ def who_may_dispatch(config: RepoConfig) -> str:
     return " and ".join(parts)
 
 
+def skipped_lines(skipped: dict[int, str]) -> list[str]:
+    """Issues a command named that cannot be dispatched (a missing one is not an error)."""
+    return [f"- #{n} skipped: {why}" for n, why in skipped.items()]
+
+
 def dispatch_comment(lines: Sequence[str]) -> str:
     """The bot's one dispatch comment on an issue (marker first, then the latest news)."""
     return f"{DISPATCH_MARKER_PREFIX} -->\n" + "\n".join(lines) + "\n"
@@ -107,6 +112,20 @@ class Dispatcher:
     ) -> None:
         await gh.remove_label(repo, number, label)
         await self.say(gh, repo, number, lines)
+
+    async def _whereabouts(self, gh: GitHubClient, repo: str, number: int) -> str | None:
+        """Why `number` cannot be dispatched from `repo` (a user's mistake), or None if it can."""
+        try:
+            issue = await gh.get_issue(repo, number)
+        except GitHubRequestError as exc:
+            if exc.status in (404, 410):
+                return "not found in this repository (mistyped, deleted or transferred)"
+            raise
+        # A transferred issue's old URL redirects to where it lives now.
+        home = str(issue.get("repository_url") or "").rsplit("/repos/", 1)[-1]
+        if home and home.casefold() != repo.casefold():
+            return f"transferred to {home}"
+        return None
 
     async def _triaged(self, gh: GitHubClient, repo: str, number: int, loaded: LoadedConfig) -> Any:
         record = self._services.records.latest(repo, number)
@@ -156,7 +175,13 @@ class Dispatcher:
         """Plan and send a dispatch of `numbers`; non-actionable issues are refused unless forced."""
         services, config = self._services, loaded.config
         issues, titles = [], {}
+        skipped: dict[int, str] = {}
         for number in dict.fromkeys(numbers):
+            if origin is not None and number != origin:
+                why = await self._whereabouts(gh, repo, number)
+                if why is not None:
+                    skipped[number] = why
+                    continue
             record = await self._triaged(gh, repo, number, loaded)
             mirrored = services.mirror.get_issue(repo, number)
             titles[number] = mirrored.title if mirrored else ""
@@ -169,6 +194,12 @@ class Dispatcher:
             issues.append(
                 BatchIssue(number=number, body=mirrored.body if mirrored else "", refusal=refusal)
             )
+        if skipped:
+            self._log.info("dispatch %s skips %s", key, skipped)
+        if not issues:
+            assert origin is not None  # only a command's issues are skipped, never its own
+            await self.say(gh, repo, origin, ["**Nothing dispatched.**", *skipped_lines(skipped)])
+            return None
         referenced = {
             dep for issue in issues for dep in parse_dependencies(issue.body, number=issue.number)
         }
@@ -204,7 +235,7 @@ class Dispatcher:
                 "dispatch %s already handled (run %d): nothing sent again", key, started.run.id
             )
             return started
-        await self._announce(gh, repo, started, titles, loaded, requester, origin)
+        await self._announce(gh, repo, started, titles, loaded, requester, origin, skipped)
         return started
 
     async def _announce(
@@ -216,6 +247,7 @@ class Dispatcher:
         loaded: LoadedConfig,
         requester: Requester,
         origin: int | None,
+        skipped: dict[int, str],
     ) -> None:
         services, config, plan, run = self._services, loaded.config, started.plan, started.run
         channel = choose_channel(config.slack.channel, services.settings.slack_channel)
@@ -233,6 +265,7 @@ class Dispatcher:
                         f"**Not dispatched:** {plan.refused[number]}",
                         "",
                         "A maintainer can comment `/dispatch force` to send it anyway.",
+                        *skipped_lines(skipped),
                     ],
                 )
             elif number in plan.queued:
@@ -241,7 +274,8 @@ class Dispatcher:
                     repo,
                     number,
                     [
-                        f"**Queued** (run {run.id}): {config.dispatch.max_in_flight} dispatched issues are already in flight; this goes out when one of them lands."
+                        f"**Queued** (run {run.id}): {config.dispatch.max_in_flight} dispatched issues are already in flight; this goes out when one of them lands.",
+                        *skipped_lines(skipped),
                     ],
                 )
             else:
@@ -256,6 +290,13 @@ class Dispatcher:
                 services.outbox.enqueue_dispatch(
                     notice, key=f"dispatch:{repo}#{number}:run{run.id}", channel=channel
                 )
+                if skipped and origin is not None:
+                    await self.say(
+                        gh,
+                        repo,
+                        origin,
+                        [f"**Dispatched #{number}** (run {run.id}).", *skipped_lines(skipped)],
+                    )
         else:
             entries = {}
             for number in titles:
@@ -292,6 +333,7 @@ class Dispatcher:
                             for i, wave in enumerate(plan.waves)
                         ),
                         *(f"- #{n} refused: {why}" for n, why in plan.refused.items()),
+                        *skipped_lines(skipped),
                     ],
                 )
         services.sender.wake()
