@@ -19,16 +19,17 @@ from bot.delivery.workers import WorkerPool
 from bot.github import GitHubFactory, RetryPolicy
 from bot.github.redelivery import keep_catching_up
 from bot.github.trees import TreeCache
-from bot.notify.outbox import Outbox, OutboxSender
+from bot.notify.outbox import AsyncOutbox, Outbox, OutboxSender
 from bot.observability.logs import Redactor
 from bot.observability.metrics import Metrics
-from bot.store.actions import ActionLog
-from bot.store.artifacts import ArtifactStore, LinkSigner
+from bot.store.actions import ActionLog, AsyncActionLog
+from bot.store.artifacts import ArtifactStore, AsyncArtifactStore, LinkSigner
 from bot.store.inbox import InboxQueries
-from bot.store.mirror import MirrorStore
-from bot.store.runs import DispatchRuns
+from bot.store.mirror import AsyncMirrorStore, MirrorStore
+from bot.store.runs import AsyncDispatchRuns, DispatchRuns
+from bot.store.thread import DatabaseThread
 from bot.store.trees import TreeStore
-from bot.store.triage_records import TriageRecords
+from bot.store.triage_records import AsyncTriageRecords, TriageRecords
 from bot.triage.render import Renderer
 from bot.web.app import POOL, SERVICES, add_routes
 from bot.web.setup import add_routes as add_registration_routes
@@ -46,9 +47,11 @@ def build_services(
 ) -> Services:
     """Every long-lived service; `record_writes` records GitHub writes even with App credentials."""
     metrics = Metrics()
-    # Every connection of the service leaves WAL checkpoints to the inbox's checkpointer.
-    actions = ActionLog(settings.db, autocheckpoint=False)
-    outbox = Outbox.from_settings(settings, autocheckpoint=False)
+    # Every connection of the service leaves WAL checkpoints to the inbox's checkpointer,
+    # and every store call of the service runs on one database thread.
+    database = DatabaseThread()
+    actions = AsyncActionLog(ActionLog(settings.db, autocheckpoint=False), database)
+    outbox = AsyncOutbox(Outbox.from_settings(settings, autocheckpoint=False), database)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -62,16 +65,19 @@ def build_services(
             actions if settings.dry_run or record_writes else None,
             policy=github_policy,
         ),
-        mirror=MirrorStore(settings.db, autocheckpoint=False),
-        artifacts=ArtifactStore(settings.db, settings.artifact_dir, autocheckpoint=False),
+        mirror=AsyncMirrorStore(MirrorStore(settings.db, autocheckpoint=False), database),
+        artifacts=AsyncArtifactStore(
+            ArtifactStore(settings.db, settings.artifact_dir, autocheckpoint=False), database
+        ),
         links=LinkSigner(settings.require_webhook_secret(), settings.public_url),
-        records=TriageRecords(settings.db, autocheckpoint=False),
+        records=AsyncTriageRecords(TriageRecords(settings.db, autocheckpoint=False), database),
         renderer=Renderer(),
         configs=ConfigLoader(),
         outbox=outbox,
         sender=OutboxSender.from_settings(settings, outbox, actions, session=session),
-        runs=DispatchRuns(settings.db, autocheckpoint=False),
+        runs=AsyncDispatchRuns(DispatchRuns(settings.db, autocheckpoint=False), database),
         trees=TreeCache(TreeStore(settings.db, autocheckpoint=False)),
+        database=database,
     )
 
 
@@ -136,6 +142,7 @@ async def create_app(
                 services.runs,
             ):
                 store.close()
+            services.database.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

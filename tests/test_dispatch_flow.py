@@ -13,7 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.cli.main import main
+from bot.notify.outbox import Outbox
 from bot.service import create_app
+from bot.store.runs import DispatchRuns
 from bot.web.app import SERVICES
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
@@ -212,12 +214,16 @@ async def test_slack_down_for_a_while_then_delivered_exactly_once(
     await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
     await asyncio.sleep(0.3)
     outbox = app.app[SERVICES].outbox
-    assert [m.status for m in outbox.messages()] in (["pending"], ["retrying"], ["sending"])
+    assert [m.status for m in await outbox.call(Outbox.messages)] in (
+        ["pending"],
+        ["retrying"],
+        ["sending"],
+    )
     fake_slack.set_down(False)
     app.app[SERVICES].sender.wake()
     messages = await slack_messages(fake_slack, 1, timeout=15)
     assert len(messages) == 1
-    assert [m.status for m in outbox.messages()] == ["sent"]
+    assert [m.status for m in await outbox.call(Outbox.messages)] == ["sent"]
 
 
 async def test_pr_follow_up_lands_in_the_thread_and_updates_the_triage_comment(
@@ -254,14 +260,14 @@ async def test_batch_with_a_chain_and_a_cap_releases_work_when_a_pr_merges(
     [plan] = await slack_messages(fake_slack, 1)
     assert "1 dispatched" in str(plan.blocks) and "2 queued" in str(plan.blocks)
     runs = app.app[SERVICES].runs
-    [run] = runs.list_runs(repo=REPO)
+    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
     assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
 
     await deliver(
         app, fake_github, "pull_request", pr_payload("closed", 600, "Fixes #11", merged=True)
     )
     await slack_messages(fake_slack, 4)
-    [run] = runs.list_runs(repo=REPO)
+    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
     assert (run.numbers("done"), run.numbers("dispatched"), run.numbers("queued")) == (
         [11],
         [12],
@@ -289,13 +295,13 @@ async def test_an_outsiders_pr_moves_no_run_until_it_is_merged(
         outsider_pr = pr_payload(action, 700, "Fixes #11")
         outsider_pr["pull_request"]["user"]["login"] = "mallory"  # read access only
         await deliver(app, fake_github, "pull_request", by(outsider_pr, "mallory"))
-    [run] = runs.list_runs(repo=REPO)
+    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
     assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
     assert fake_slack.replies(plan) == []
     merged = pr_payload("closed", 701, "Fixes #11", merged=True)
     merged["pull_request"]["user"]["login"] = "mallory"
     await deliver(app, fake_github, "pull_request", merged)
-    [run] = runs.list_runs(repo=REPO)
+    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
     assert (run.numbers("done"), run.numbers("dispatched")) == ([11], [12])
 
 

@@ -11,7 +11,8 @@ import pytest
 from bot.github import GitHubClient, GitHubFactory, GraphQLError
 from bot.github.client import web_url
 from bot.observability.metrics import Metrics
-from bot.store.actions import ActionLog
+from bot.store.actions import ActionLog, AsyncActionLog
+from bot.store.thread import DatabaseThread
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub, graphql
 
@@ -207,7 +208,8 @@ async def test_dry_run_records_writes_and_still_reads(
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
     fake_github.add_issue(REPO, 4, title="Readable")
-    recorder = ActionLog(tmp_path / "actions.sqlite3")
+    database = DatabaseThread()
+    recorder = AsyncActionLog(ActionLog(tmp_path / "actions.sqlite3"), database)
     settings = fake_github.settings(app_id=None, private_key=None)
     assert settings.dry_run
     async with aiohttp.ClientSession() as session:
@@ -228,7 +230,7 @@ async def test_dry_run_records_writes_and_still_reads(
     assert comment["html_url"].startswith(f"{fake_github.url}/{REPO}/issues/4#issuecomment-")
     assert [r.method for r in fake_github.requests] == ["GET"]
     assert fake_github.requests[0].auth is None
-    actions = list(reversed(recorder.list(target="github")))
+    actions = list(reversed(recorder.sync.list(target="github")))
     assert [(a["kind"], a["subject"], a["idempotency_key"]) for a in actions] == [
         ("create_comment", f"{REPO}#4", "delivery-1:1"),
         ("update_comment", REPO, "delivery-1:2"),
@@ -237,6 +239,7 @@ async def test_dry_run_records_writes_and_still_reads(
     ]
     assert actions[1]["payload"] == {"comment_id": comment["id"], "body": "would edit"}
     recorder.close()
+    database.close()
 
 
 async def test_dry_run_needs_a_recorder(fake_github: FakeGitHub) -> None:

@@ -16,7 +16,8 @@ from bot.mirror.handlers import act, parse
 from bot.mirror.prs import find_existing_prs
 from bot.mirror.related import find_related
 from bot.mirror.webhooks import apply_event
-from bot.store.mirror import MirrorStore
+from bot.store.mirror import AsyncMirrorStore, MirrorStore
+from bot.store.thread import DatabaseThread
 from bot.store.trees import TreeStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -141,9 +142,12 @@ def test_payloads_without_repository_or_issue_are_ignored(store: MirrorStore) ->
     assert store.repos() == []
 
 
-def test_the_mirror_handler_parses_then_writes_to_the_mirror(store: MirrorStore) -> None:
+async def test_the_mirror_handler_parses_then_writes_to_the_mirror(store: MirrorStore) -> None:
     payload = example("issues.opened")
     intent = parse(sansio.Event(payload, event="issues", delivery_id="1"), None)
     assert intent is not None
-    act(intent, store, ConfigLoader(), TreeCache(TreeStore(":memory:")))
+    database = DatabaseThread()
+    mirror = AsyncMirrorStore(store, database)
+    await act(intent, mirror, ConfigLoader(), TreeCache(TreeStore(":memory:")))
+    database.close()
     assert store.get_issue(REPO, 1) is not None

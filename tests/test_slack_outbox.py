@@ -14,6 +14,7 @@ from bot.config.repo import RepoConfig
 from bot.config.settings import Settings
 from bot.dispatch.planner import BatchIssue, plan_batch
 from bot.notify.outbox import (
+    AsyncOutbox,
     DeliveryReport,
     Outbox,
     OutboxSender,
@@ -32,7 +33,8 @@ from bot.notify.slack import (
     make_client,
     pr_reply_message,
 )
-from bot.store.actions import ActionLog
+from bot.store.actions import ActionLog, AsyncActionLog
+from bot.store.thread import DatabaseThread
 from bot.triage.render import PromptTemplateError, Renderer
 from tests.fakeslack import TOKEN, FakeSlack
 
@@ -50,6 +52,14 @@ FAST = SlackRetryPolicy(
 @pytest.fixture
 def poster(fake_slack: FakeSlack) -> SlackPoster:
     return SlackPoster(make_client(TOKEN, base_url=fake_slack.api_url, policy=FAST))
+
+
+# The service runs the outbox on its database thread; these tests inspect it directly too.
+DATABASE = DatabaseThread("test-outbox")
+
+
+def sending(box: Outbox) -> AsyncOutbox:
+    return AsyncOutbox(box, DATABASE)
 
 
 @pytest.fixture
@@ -98,7 +108,7 @@ async def test_rate_limited_then_sent(
 ) -> None:
     fake_slack.rate_limit_next(1, retry_after=0)
     outbox.enqueue_dispatch(notice(), key="dispatch:12", channel="#dispatch")
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=1)
     assert post_calls(fake_slack) == [(429, "ratelimited"), (200, None)]
     [message] = fake_slack.messages
     row = outbox.get_by_key("dispatch:12")
@@ -115,13 +125,13 @@ async def test_long_retry_after_goes_back_to_the_outbox(
 ) -> None:
     fake_slack.rate_limit_next(1, retry_after=90)
     outbox.enqueue_dispatch(notice(), key="k", channel="dispatch")
-    assert await deliver_due(outbox, poster) == DeliveryReport(retrying=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(retrying=1)
     row = outbox.get_by_key("k")
     assert row is not None and row.status == "failed" and row.attempts == 0  # not counted
     assert row.not_before - time.time() > 80 and "rate limit" in (row.last_error or "")
-    assert await deliver_due(outbox, poster) == DeliveryReport()  # not due yet
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport()  # not due yet
     assert outbox.retry(row.id)
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=1)
     assert len(fake_slack.messages) == 1
 
 
@@ -129,7 +139,7 @@ async def test_slack_down_for_a_while_then_delivered_exactly_once(
     fake_slack: FakeSlack, db: Path, poster: SlackPoster
 ) -> None:
     outbox = Outbox(db, max_attempts=50, retry_base_seconds=0.01)
-    sender = OutboxSender(outbox, poster, default_channel="#dispatch", idle_seconds=0.05)
+    sender = OutboxSender(sending(outbox), poster, default_channel="#dispatch", idle_seconds=0.05)
     fake_slack.set_down(True)
     outbox.enqueue_dispatch(notice(), key="dispatch:12", channel=None)
     sender.start()
@@ -159,7 +169,7 @@ async def test_invalid_auth_waits_then_dies_and_retry_sends_it(
     queued = outbox.enqueue_dispatch(notice(), key="k", channel="#dispatch")
     reports = []
     for _ in range(3):
-        reports.append(await deliver_due(outbox, poster))
+        reports.append(await deliver_due(sending(outbox), poster))
         await asyncio.sleep(0.1)  # the backoff (base 0.01 s) passes
     assert reports == [
         DeliveryReport(retrying=1),
@@ -172,7 +182,7 @@ async def test_invalid_auth_waits_then_dies_and_retry_sends_it(
 
     fake_slack.set_invalid_auth(False)
     assert outbox.retry(queued.id)
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=1)
     assert len(fake_slack.messages) == 1
     assert TOKEN not in caplog.text and TOKEN not in (row.last_error or "")
 
@@ -181,7 +191,7 @@ async def test_permanent_error_is_dead_at_once(
     fake_slack: FakeSlack, outbox: Outbox, poster: SlackPoster
 ) -> None:
     outbox.enqueue_dispatch(notice(), key="k", channel="#nowhere")
-    assert await deliver_due(outbox, poster) == DeliveryReport(dead=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(dead=1)
     row = outbox.get_by_key("k")
     assert row is not None and row.attempts == 1 and "channel_not_found" in (row.last_error or "")
 
@@ -190,7 +200,9 @@ async def test_no_channel_anywhere_is_dead_with_a_clear_reason(
     fake_slack: FakeSlack, outbox: Outbox, poster: SlackPoster
 ) -> None:
     outbox.enqueue_dispatch(notice(), key="k", channel=choose_channel(None, None))
-    assert await deliver_due(outbox, poster, default_channel=None) == DeliveryReport(dead=1)
+    assert await deliver_due(sending(outbox), poster, default_channel=None) == DeliveryReport(
+        dead=1
+    )
     row = outbox.get_by_key("k")
     assert row is not None and "BOT_SLACK_CHANNEL" in (row.last_error or "")
     assert fake_slack.calls == []
@@ -207,9 +219,9 @@ async def test_same_key_three_times_gives_one_message(
         for _ in range(3)
     ]
     assert [r.fresh for r in results] == [True, False, False] and len({r.id for r in results}) == 1
-    await asyncio.gather(deliver_due(outbox, poster), deliver_due(outbox, poster))
+    await asyncio.gather(deliver_due(sending(outbox), poster), deliver_due(sending(outbox), poster))
     outbox.enqueue_dispatch(notice(), key="dispatch:octo/widgets#12:1", channel="#dispatch")
-    await deliver_due(outbox, poster)
+    await deliver_due(sending(outbox), poster)
     assert len(fake_slack.messages) == 1
 
 
@@ -219,7 +231,7 @@ async def test_interrupted_send_is_not_resent(
     queued = outbox.enqueue_dispatch(notice(), key="k", channel="#dispatch")
     assert [c.row.id for c in outbox.claim_due()] == [queued.id]  # then the process dies
     assert outbox.recover_interrupted() == [queued.id]
-    assert await deliver_due(outbox, poster) == DeliveryReport()
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport()
     row = outbox.get(queued.id)
     assert (
         row is not None
@@ -255,7 +267,7 @@ async def test_thread_reply_lands_in_the_parent_thread(
     outbox.enqueue_reply(
         key="pr:30:merged", parent_key="pr:30:opened", message=merged
     )  # reply to a reply
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=3)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=3)
 
     [parent] = fake_slack.top_level()
     replies = fake_slack.replies(parent)
@@ -279,13 +291,13 @@ async def test_reply_waits_while_its_parent_is_dead(
             repo=REPO, issue_number=12, pr_number=1, pr_title="t", pr_url=None, event="closed"
         ),
     )
-    assert await deliver_due(outbox, poster) == DeliveryReport(dead=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(dead=1)
     reply = outbox.get_by_key("reply")
     assert reply is not None and reply.status == "pending"
     fake_slack.add_channel("gone")
     parent = outbox.get_by_key("parent")
     assert parent is not None and outbox.retry(parent.id)
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=2)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=2)
     [top] = fake_slack.top_level()
     assert [m.text for m in fake_slack.replies(top)] == [
         "PR #1 closed without merging for octo/widgets#12"
@@ -304,7 +316,7 @@ async def test_batch_plan_thread_is_found_for_each_issue(
     # Released later: the dispatch notice of #2 goes into the plan's thread.
     outbox.enqueue_dispatch(notice(2), key="dispatch:2", channel="#dispatch", thread_under="plan:1")
     assert outbox.thread_key_for(REPO, 2) == "dispatch:2"
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=2)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=2)
     [top] = fake_slack.top_level()
     assert [m.text.split(":")[0] for m in fake_slack.replies(top)] == ["Dispatched octo/widgets#2"]
 
@@ -317,7 +329,9 @@ async def test_dry_run_records_each_message_once(
 ) -> None:
     settings = Settings(_env_file=None, db=db, slack_channel="#dispatch")  # type: ignore[call-arg]
     actions = ActionLog(db)
-    sender = OutboxSender.from_settings(settings, outbox, actions)
+    sender = OutboxSender.from_settings(
+        settings, sending(outbox), AsyncActionLog(actions, DATABASE)
+    )
     outbox.enqueue_dispatch(notice(), key="dispatch:12", channel=None)
     outbox.enqueue_reply(
         key="pr:30",
@@ -327,7 +341,7 @@ async def test_dry_run_records_each_message_once(
         ),
     )
     assert await deliver_due(
-        outbox, sender.poster, default_channel=sender.default_channel
+        sending(outbox), sender.poster, default_channel=sender.default_channel
     ) == DeliveryReport(sent=2)
     # Even a repeated post of the same key (a crash between recording and marking) records once.
     await sender.poster.post(
@@ -354,7 +368,9 @@ async def test_settings_pick_the_real_client(
     client = client_from_settings(settings, policy=FAST)
     assert client is not None and (await client.auth_test())["bot_id"] == "B0BOT"
     assert client_from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]
-    sender = OutboxSender.from_settings(settings, outbox, ActionLog(db), policy=FAST)
+    sender = OutboxSender.from_settings(
+        settings, sending(outbox), AsyncActionLog(ActionLog(db), DATABASE), policy=FAST
+    )
     outbox.enqueue_dispatch(
         notice(),
         key="k",
@@ -437,7 +453,7 @@ async def test_big_batch_plan_fits_slack_limits(
     outbox.enqueue_batch_plan(
         key="plan", repo=REPO, numbers=range(1, 82), message=message, channel="#dispatch"
     )
-    assert await deliver_due(outbox, poster) == DeliveryReport(sent=1)
+    assert await deliver_due(sending(outbox), poster) == DeliveryReport(sent=1)
     [posted] = fake_slack.messages
     text = "\n".join(
         b["text"]["text"] if "text" in b else b["elements"][0]["text"]

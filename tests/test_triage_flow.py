@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient
 
+from bot.store.artifacts import ArtifactStore
 from bot.web.app import SERVICES
 from tests.fakegithub import FakeGitHub
 from tests.service_fixtures import REPO, labeled, real_issue, seed, send, settled
@@ -72,7 +73,7 @@ async def test_second_and_third_deliveries_edit_the_comment_instead_of_adding_on
     assert len(bot_comments(fake_github, number)) == 1
     assert len(fake_github.requests_to("POST", f"/issues/{number}/comments")) == 1
     assert len(fake_github.requests_to("PATCH", "/comments/")) == 1
-    versions = app_client.app[SERVICES].artifacts.list(REPO, number)
+    versions = await app_client.app[SERVICES].artifacts.call(ArtifactStore.list, REPO, number)
     assert [v.version for v in versions] == [2, 1]  # the old prompt is kept
 
 

@@ -388,21 +388,28 @@ async def _run_sync(store: MirrorStore, args: argparse.Namespace) -> int:
     from bot.github.client import GitHubFactory
     from bot.mirror.sync import backfill
     from bot.observability.metrics import Metrics
-    from bot.store.actions import ActionLog
+    from bot.store.actions import ActionLog, AsyncActionLog
+    from bot.store.thread import DatabaseThread
 
     settings = Settings(db=_db_path(args))
     progress = _ProgressBar() if sys.stderr.isatty() else None
     async with aiohttp.ClientSession() as session:
-        recorder = ActionLog(settings.db) if settings.dry_run else None
+        database = DatabaseThread()
+        recorder = AsyncActionLog(ActionLog(settings.db), database) if settings.dry_run else None
         factory = GitHubFactory(settings, session, Metrics(), recorder)
         if settings.dry_run:
             client = await factory.for_installation(0)
         else:
             installation = await factory.app_client().get_repo_installation(args.repo)
             client = await factory.for_installation(int(installation["id"]))
-        count = await backfill(
-            client, store, args.repo, page_size=args.page_size, progress=progress
-        )
+        try:
+            count = await backfill(
+                client, store, args.repo, page_size=args.page_size, progress=progress
+            )
+        finally:
+            if recorder is not None:
+                recorder.close()
+            database.close()
     if progress is not None:
         sys.stderr.write("\n")
     emit(f"synced {count} issues of {args.repo}")

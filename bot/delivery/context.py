@@ -19,14 +19,15 @@ from bot.delivery.inbox import Delivery, Inbox
 from bot.errors import PermanentError
 from bot.github import GitHubClient, GitHubFactory, GitHubUnavailable
 from bot.github.trees import TreeCache
-from bot.notify.outbox import Outbox, OutboxSender
+from bot.notify.outbox import AsyncOutbox, OutboxSender
 from bot.observability.logs import DeliveryLogger, Redactor, bind
 from bot.observability.metrics import Metrics
-from bot.store.actions import ActionLog
-from bot.store.artifacts import ArtifactStore, LinkSigner
-from bot.store.mirror import MirrorStore
-from bot.store.runs import DispatchRuns
-from bot.store.triage_records import TriageRecords
+from bot.store.actions import AsyncActionLog
+from bot.store.artifacts import AsyncArtifactStore, LinkSigner
+from bot.store.mirror import AsyncMirrorStore
+from bot.store.runs import AsyncDispatchRuns
+from bot.store.thread import DatabaseThread
+from bot.store.triage_records import AsyncTriageRecords
 from bot.triage.render import Renderer
 
 log = logging.getLogger("bot.handlers")
@@ -54,19 +55,20 @@ class Services:
     settings: Settings
     metrics: Metrics
     inbox: Inbox
-    actions: ActionLog
+    actions: AsyncActionLog
     redactor: Redactor
     github: GitHubFactory
-    mirror: MirrorStore
-    artifacts: ArtifactStore
+    mirror: AsyncMirrorStore
+    artifacts: AsyncArtifactStore
     links: LinkSigner
-    records: TriageRecords
+    records: AsyncTriageRecords
     renderer: Renderer
     configs: ConfigLoader
-    outbox: Outbox
+    outbox: AsyncOutbox
     sender: OutboxSender
-    runs: DispatchRuns
+    runs: AsyncDispatchRuns
     trees: TreeCache
+    database: DatabaseThread  # where every store call above runs (bot.store.thread)
     locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     @property

@@ -58,6 +58,6 @@ def parse(event: sansio.Event, config: RepoConfig) -> PullRequestNews | None:
 
 async def act(intent: PullRequestNews, ctx: EventContext) -> None:
     for job in intent.retriage:
-        triage.act(job, ctx)
+        await triage.act(job, ctx)
     if intent.moved is not None:
         await dispatch.act_on_pull_request(intent.moved, ctx)

@@ -25,7 +25,7 @@ async def on_delivery(event: sansio.Event, ctx: EventContext) -> None:
     services = ctx.services
     update = mirror.parse(event, None)
     if update is not None:
-        mirror.act(update, services.mirror, services.configs, services.trees)
+        await mirror.act(update, services.mirror, services.configs, services.trees)
     repository = event.data.get("repository")
     if event.event not in ACTING_EVENTS or ctx.delivery.installation_id is None:
         return
@@ -33,7 +33,7 @@ async def on_delivery(event: sansio.Event, ctx: EventContext) -> None:
         return
     config = (await ctx.repo_config(repository["full_name"])).config
     if (wanted := triage.parse(event, config)) is not None:
-        triage.act(wanted, ctx)
+        await triage.act(wanted, ctx)
     if (news := pull_requests.parse(event, config)) is not None:
         await pull_requests.act(news, ctx)
     if (asked := dispatch.parse(event, config)) is not None:

@@ -125,13 +125,13 @@ async def _on_label(intent: LabelApplied, ctx: EventContext, config: RepoConfig)
             lambda: _dispatch(ctx, dispatcher, repo, [number], who, f"label:{ctx.delivery.id}"),
         )
         return
-    runs.note_label(repo, number, requested_by=who.login)
+    await runs.note_label(repo, number, requested_by=who.login)
 
     async def take_window() -> None:
-        wait = runs.window_due_in(repo, window_seconds=window)
+        wait = await runs.window_due_in(repo, window_seconds=window)
         if wait:
             await asyncio.sleep(wait)
-        taken = runs.take_window(repo, window_seconds=window)
+        taken = await runs.take_window(repo, window_seconds=window)
         if taken:
             await _dispatch(
                 ctx, dispatcher, repo, [n for n, _ in taken], who, f"window:{ctx.delivery.id}"
@@ -208,7 +208,7 @@ async def act_on_pull_request(intent: PullRequestMoved, ctx: EventContext) -> No
     repo, pull, action, targets = intent.repo, intent.pull, intent.action, list(intent.targets)
     if await _is_ourselves(ctx, intent.sender):
         return
-    if not any(ctx.services.runs.runs_for_issue(repo, n) for n in targets):
+    if not [n for n in targets if await ctx.services.runs.runs_for_issue(repo, n)]:
         return
 
     async def follow_up() -> None:

@@ -128,17 +128,17 @@ class Dispatcher:
         return None
 
     async def _triaged(self, gh: GitHubClient, repo: str, number: int, loaded: LoadedConfig) -> Any:
-        record = self._services.records.latest(repo, number)
+        record = await self._services.records.latest(repo, number)
         if record is None:
             await TriageJob(self._services, self._log).run(gh, repo, number, loaded=loaded)
-            record = self._services.records.latest(repo, number)
+            record = await self._services.records.latest(repo, number)
         return record
 
-    def _notice(
+    async def _notice(
         self, repo: str, number: int, title: str, verdict: str, summary: str, config: RepoConfig
     ) -> DispatchNotice:
         services = self._services
-        artifact = services.artifacts.latest(repo, number)
+        artifact = await services.artifacts.latest(repo, number)
         url = (
             services.links.url(
                 artifact, expires=time.time() + services.settings.artifact_link_ttl_seconds
@@ -183,7 +183,7 @@ class Dispatcher:
                     skipped[number] = why
                     continue
             record = await self._triaged(gh, repo, number, loaded)
-            mirrored = services.mirror.get_issue(repo, number)
+            mirrored = await services.mirror.get_issue(repo, number)
             titles[number] = mirrored.title if mirrored else ""
             decision = record.decision
             refusal = (
@@ -206,10 +206,10 @@ class Dispatcher:
         known = {
             n: mirrored.state
             for n in referenced
-            if (mirrored := services.mirror.get_issue(repo, n))
+            if (mirrored := await services.mirror.get_issue(repo, n))
         }
         try:
-            started = services.runs.start_run(
+            started = await services.runs.start_run(
                 repo,
                 issues,
                 max_in_flight=config.dispatch.max_in_flight,
@@ -251,7 +251,7 @@ class Dispatcher:
     ) -> None:
         services, config, plan, run = self._services, loaded.config, started.plan, started.run
         channel = choose_channel(config.slack.channel, services.settings.slack_channel)
-        decisions = {n: services.records.latest(repo, n) for n in titles}
+        decisions = {n: await services.records.latest(repo, n) for n in titles}
         if len(titles) == 1:
             number = next(iter(titles))
             record = decisions[number]
@@ -279,7 +279,7 @@ class Dispatcher:
                     ],
                 )
             else:
-                notice = self._notice(
+                notice = await self._notice(
                     repo,
                     number,
                     titles[number],
@@ -287,7 +287,7 @@ class Dispatcher:
                     record.decision.summary if record else "",
                     config,
                 )
-                services.outbox.enqueue_dispatch(
+                await services.outbox.enqueue_dispatch(
                     notice, key=f"dispatch:{repo}#{number}:run{run.id}", channel=channel
                 )
                 if skipped and origin is not None:
@@ -304,7 +304,7 @@ class Dispatcher:
                     title=titles[number], url=f"https://github.com/{repo}/issues/{number}"
                 )
                 if number in plan.dispatch_now:
-                    sent = self._notice(repo, number, titles[number], "", "", config)
+                    sent = await self._notice(repo, number, titles[number], "", "", config)
                     entry = BatchEntry(
                         title=entry.title,
                         url=entry.url,
@@ -313,14 +313,14 @@ class Dispatcher:
                     )
                 entries[number] = entry
             notice_key = f"plan:{repo}:run{run.id}"
-            services.outbox.enqueue_batch_plan(
+            await services.outbox.enqueue_batch_plan(
                 key=notice_key,
                 repo=repo,
                 numbers=list(titles),
                 message=batch_plan_message(repo, plan, entries, requested_by=requester.login),
                 channel=channel,
             )
-            services.runs.set_notice_key(run.id, notice_key)
+            await services.runs.set_notice_key(run.id, notice_key)
             if origin is not None:
                 await self.say(
                     gh,
@@ -353,11 +353,11 @@ class Dispatcher:
         """A PR for dispatched issues was opened, merged, closed or reopened: thread reply, release, comment."""
         services = self._services
         for number in targets:
-            if not services.runs.runs_for_issue(repo, number):
+            if not await services.runs.runs_for_issue(repo, number):
                 continue
-            parent = services.outbox.thread_key_for(repo, number)
+            parent = await services.outbox.thread_key_for(repo, number)
             if parent is not None:
-                services.outbox.enqueue_reply(
+                await services.outbox.enqueue_reply(
                     key=f"pr:{repo}#{pull['number']}:{event}:{number}",
                     parent_key=parent,
                     message=pr_reply_message(
@@ -371,7 +371,7 @@ class Dispatcher:
                     ),
                 )
             if event in ("merged", "closed"):
-                released = services.runs.finish_issue(
+                released = await services.runs.finish_issue(
                     repo,
                     number,
                     merged=event == "merged",
@@ -388,10 +388,10 @@ class Dispatcher:
     ) -> None:
         """A queued issue whose turn came: its own notice, in the plan's thread when there is one."""
         services = self._services
-        record = services.records.latest(repo, item.number)
-        mirrored = services.mirror.get_issue(repo, item.number)
-        run = services.runs.get(item.run_id)
-        notice = self._notice(
+        record = await services.records.latest(repo, item.number)
+        mirrored = await services.mirror.get_issue(repo, item.number)
+        run = await services.runs.get(item.run_id)
+        notice = await self._notice(
             repo,
             item.number,
             mirrored.title if mirrored else "",
@@ -400,14 +400,14 @@ class Dispatcher:
             loaded.config,
         )
         channel = choose_channel(loaded.config.slack.channel, services.settings.slack_channel)
-        services.outbox.enqueue_dispatch(
+        await services.outbox.enqueue_dispatch(
             notice,
             key=f"dispatch:{repo}#{item.number}:run{item.run_id}",
             channel=channel,
             thread_under=run.notice_key if run else None,
         )
         if run and run.notice_key:
-            services.outbox.enqueue_reply(
+            await services.outbox.enqueue_reply(
                 key=f"released:{repo}#{item.number}:run{item.run_id}",
                 parent_key=run.notice_key,
                 message=text_reply_message(

@@ -44,7 +44,7 @@ from bot.github.faults import (
     repeatable,
 )
 from bot.observability.metrics import Metrics
-from bot.store.actions import ActionLog
+from bot.store.actions import AsyncActionLog
 
 if TYPE_CHECKING:
     Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -216,7 +216,7 @@ class GitHubClient:
         gate: RateGate | None = None,
         policy: RetryPolicy | None = None,
         cache: MutableMapping[str, Any] | None = None,
-        recorder: ActionLog | None = None,
+        recorder: AsyncActionLog | None = None,
         idempotency_prefix: str = "",
         bot_login: str = DEFAULT_BOT_LOGIN,
         log: Log | None = None,
@@ -390,12 +390,12 @@ class GitHubClient:
 
     # Writes (recorded instead of sent in dry-run)
 
-    def _record(self, kind: str, subject: str, payload: dict[str, Any]) -> int:
+    async def _record(self, kind: str, subject: str, payload: dict[str, Any]) -> int:
         """Record one would-be write; returns a stable synthetic id for it."""
         assert self._recorder is not None
         self._writes += 1
         key = f"{self._prefix}:{self._writes}" if self._prefix else None
-        self._recorder.record("github", kind, subject, payload, key=key, logger=self._log)
+        await self._recorder.record("github", kind, subject, payload, key=key, logger=self._log)
         digest = hashlib.sha256(f"{key}:{subject}:{self._writes}".encode()).digest()
         return int.from_bytes(digest[:4], "big")
 
@@ -415,7 +415,7 @@ class GitHubClient:
 
     async def create_comment(self, repo: str, number: int, body: str) -> dict[str, Any]:
         if self._recorder is not None:
-            comment_id = self._record("create_comment", f"{repo}#{number}", {"body": body})
+            comment_id = await self._record("create_comment", f"{repo}#{number}", {"body": body})
             return self._synthetic_comment(repo, comment_id, body, number)
         return await self.gh.post(
             "/repos/{owner}/{repo}/issues/{number}/comments",
@@ -426,7 +426,7 @@ class GitHubClient:
 
     async def update_comment(self, repo: str, comment_id: int, body: str) -> dict[str, Any]:
         if self._recorder is not None:
-            self._record("update_comment", repo, {"comment_id": comment_id, "body": body})
+            await self._record("update_comment", repo, {"comment_id": comment_id, "body": body})
             return self._synthetic_comment(repo, comment_id, body, None)
         return await self.gh.patch(
             "/repos/{owner}/{repo}/issues/comments/{comment_id}",
@@ -439,7 +439,7 @@ class GitHubClient:
         if not labels:
             return
         if self._recorder is not None:
-            self._record("add_labels", f"{repo}#{number}", {"labels": list(labels)})
+            await self._record("add_labels", f"{repo}#{number}", {"labels": list(labels)})
             return
         await self.gh.post(
             "/repos/{owner}/{repo}/issues/{number}/labels",
@@ -451,7 +451,7 @@ class GitHubClient:
     async def remove_label(self, repo: str, number: int, label: str) -> None:
         """Remove one label; a label that is not there is not an error."""
         if self._recorder is not None:
-            self._record("remove_label", f"{repo}#{number}", {"label": label})
+            await self._record("remove_label", f"{repo}#{number}", {"label": label})
             return
         try:
             await self.gh.delete(
@@ -502,7 +502,7 @@ class GitHubFactory:
         settings: Settings,
         session: aiohttp.ClientSession,
         metrics: Metrics,
-        recorder: ActionLog | None = None,
+        recorder: AsyncActionLog | None = None,
         *,
         policy: RetryPolicy | None = None,
         etag_cache_size: int = 2048,
@@ -536,7 +536,7 @@ class GitHubFactory:
         *,
         auth: Authorizer | None,
         gate: RateGate,
-        recorder: ActionLog | None = None,
+        recorder: AsyncActionLog | None = None,
         idempotency_prefix: str = "",
         log: Log | None = None,
     ) -> GitHubClient:

@@ -16,7 +16,7 @@ from bot.config.loader import ConfigLoader
 from bot.config.repo import CONFIG_PATH, RepoConfig
 from bot.github.trees import TreeCache
 from bot.mirror.webhooks import apply_event
-from bot.store.mirror import MirrorStore
+from bot.store.mirror import AsyncMirrorStore
 
 MIRRORED_EVENTS = ("issues", "issue_comment", "pull_request", "label")
 # GitHub lists at most this many commits in a push payload; a longer push may hide a change.
@@ -65,10 +65,11 @@ def parse(event: sansio.Event, config: RepoConfig | None) -> Intent | None:
     return DefaultBranchPush(repo, data, _touches_config(data))
 
 
-def act(intent: Intent, mirror: MirrorStore, configs: ConfigLoader, trees: TreeCache) -> None:
+async def act(
+    intent: Intent, mirror: AsyncMirrorStore, configs: ConfigLoader, trees: TreeCache
+) -> None:
     if isinstance(intent, MirrorUpdate):
-        # A few milliseconds of SQLite on the loop's thread: the store's connection lives there.
-        apply_event(mirror, intent.event, intent.payload)
+        await mirror.call(apply_event, intent.event, intent.payload)
         return
     trees.on_push(intent.payload)
     if intent.touches_config:

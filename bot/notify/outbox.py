@@ -38,8 +38,9 @@ from bot.notify.slack import (
     retry_after_seconds,
 )
 from bot.store import StoreError
-from bot.store.actions import ActionLog
+from bot.store.actions import AsyncActionLog
 from bot.store.outbox import Claimed, Enqueued, OutboxStore, UnknownParent
+from bot.store.thread import AsyncStore
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,72 @@ class Outbox(OutboxStore):
         return ids
 
 
+class AsyncOutbox(AsyncStore[Outbox]):
+    """The outbox for async code: each call runs on the database thread (bot.store.thread)."""
+
+    @property
+    def max_attempts(self) -> int:
+        return self.sync.max_attempts
+
+    @property
+    def retry_base_seconds(self) -> float:
+        return self.sync.retry_base_seconds
+
+    async def enqueue_dispatch(
+        self,
+        notice: DispatchNotice,
+        *,
+        key: str,
+        channel: str | None,
+        thread_under: str | None = None,
+    ) -> Enqueued:
+        return await self._run(
+            self.sync.enqueue_dispatch, notice, key=key, channel=channel, thread_under=thread_under
+        )
+
+    async def enqueue_batch_plan(
+        self, *, key: str, repo: str, numbers: Iterable[int], message: Message, channel: str | None
+    ) -> Enqueued:
+        return await self._run(
+            self.sync.enqueue_batch_plan,
+            key=key,
+            repo=repo,
+            numbers=list(numbers),
+            message=message,
+            channel=channel,
+        )
+
+    async def enqueue_reply(self, *, key: str, parent_key: str, message: Message) -> Enqueued:
+        return await self._run(
+            self.sync.enqueue_reply, key=key, parent_key=parent_key, message=message
+        )
+
+    async def thread_key_for(self, repo: str, number: int) -> str | None:
+        return await self._run(self.sync.thread_key_for, repo, number)
+
+    async def recover_interrupted(self) -> list[int]:
+        return await self._run(self.sync.recover_interrupted)
+
+    async def claim_due(self, *, limit: int = 20) -> list[Claimed]:
+        return await self._run(self.sync.claim_due, limit=limit)
+
+    async def mark_sent(self, message_id: int, *, channel: str, ts: str, thread_ts: str) -> None:
+        await self._run(
+            self.sync.mark_sent, message_id, channel=channel, ts=ts, thread_ts=thread_ts
+        )
+
+    async def mark_failed(
+        self, message_id: int, error: str, *, delay: float, counted: bool = True
+    ) -> None:
+        await self._run(self.sync.mark_failed, message_id, error, delay=delay, counted=counted)
+
+    async def mark_dead(self, message_id: int, error: str) -> None:
+        await self._run(self.sync.mark_dead, message_id, error)
+
+    async def next_due_in(self) -> float | None:
+        return await self._run(self.sync.next_due_in)
+
+
 # -- posting ------------------------------------------------------------------------------
 
 
@@ -212,14 +279,16 @@ def slack_failure(exc: SlackApiError) -> Exception:
 class DryRunPoster:
     """No Slack token: record the message in the action log, once per key."""
 
-    def __init__(self, actions: ActionLog) -> None:
+    def __init__(self, actions: AsyncActionLog) -> None:
         self._actions = actions
 
     async def post(
         self, *, channel: str, message: Message, thread_ts: str | None, key: str
     ) -> Posted:
         payload = {"channel": channel, "thread_ts": thread_ts, **message}
-        self._actions.record("slack", "chat.postMessage", channel, payload, key=f"slack:{key}")
+        await self._actions.record(
+            "slack", "chat.postMessage", channel, payload, key=f"slack:{key}"
+        )
         # A stable stand-in for Slack's ts, so replies in dry-run name their parent.
         digest = int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
         return Posted(channel=channel, ts=f"{digest // 1_000_000}.{digest % 1_000_000:06d}")
@@ -239,7 +308,7 @@ NO_CHANNEL = "no Slack channel: set BOT_SLACK_CHANNEL or slack.channel in the re
 
 
 async def deliver_due(
-    outbox: Outbox,
+    outbox: AsyncOutbox,
     poster: Poster,
     *,
     default_channel: str | None = None,
@@ -249,7 +318,7 @@ async def deliver_due(
     """Send every message that is due, one at a time, recording each outcome."""
     report = DeliveryReport()
     while not (stopping and stopping.is_set()):
-        claimed = outbox.claim_due(limit=1)
+        claimed = await outbox.claim_due(limit=1)
         if not claimed:
             break
         await _deliver_one(outbox, poster, claimed[0], default_channel, report)
@@ -260,7 +329,7 @@ async def deliver_due(
 
 
 async def _deliver_one(
-    outbox: Outbox,
+    outbox: AsyncOutbox,
     poster: Poster,
     item: Claimed,
     default_channel: str | None,
@@ -269,7 +338,7 @@ async def _deliver_one(
     row = item.row
     channel = item.parent_channel if row.parent_key else (row.channel or default_channel)
     if not channel:
-        outbox.mark_dead(row.id, NO_CHANNEL)
+        await outbox.mark_dead(row.id, NO_CHANNEL)
         report.dead += 1
         log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, NO_CHANNEL)
         return
@@ -278,19 +347,19 @@ async def _deliver_one(
             channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key
         )
     except RetryLater as exc:
-        outbox.mark_failed(row.id, exc.reason, delay=exc.delay, counted=False)
+        await outbox.mark_failed(row.id, exc.reason, delay=exc.delay, counted=False)
         report.retrying += 1
         log.warning("outbox: message %d rate limited; retrying in %.1fs", row.id, exc.delay)
         return
     except PermanentError as exc:
-        outbox.mark_dead(row.id, str(exc))
+        await outbox.mark_dead(row.id, str(exc))
         report.dead += 1
         log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, exc)
         return
     except Exception as exc:  # an outage, a bad token, a timeout: wait and try again
         error = str(exc) or type(exc).__name__
         if row.attempts >= outbox.max_attempts:
-            outbox.mark_dead(row.id, f"{error} (after {row.attempts} attempts)")
+            await outbox.mark_dead(row.id, f"{error} (after {row.attempts} attempts)")
             report.dead += 1
             log.error(
                 "outbox: message %d (%s) is dead after %d attempts: %s",
@@ -301,7 +370,7 @@ async def _deliver_one(
             )
             return
         delay = backoff_delay(row.attempts, outbox.retry_base_seconds)
-        outbox.mark_failed(row.id, error, delay=delay)
+        await outbox.mark_failed(row.id, error, delay=delay)
         report.retrying += 1
         log.warning(
             "outbox: message %d failed (attempt %d): %s; retrying in %.1fs",
@@ -311,7 +380,7 @@ async def _deliver_one(
             delay,
         )
         return
-    outbox.mark_sent(
+    await outbox.mark_sent(
         row.id, channel=posted.channel, ts=posted.ts, thread_ts=item.thread_ts or posted.ts
     )
     report.sent += 1
@@ -324,7 +393,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: AsyncOutbox,
         poster: Poster,
         *,
         default_channel: str | None = None,
@@ -344,8 +413,8 @@ class OutboxSender:
     def from_settings(
         cls,
         settings: Settings,
-        outbox: Outbox,
-        actions: ActionLog,
+        outbox: AsyncOutbox,
+        actions: AsyncActionLog,
         *,
         policy: SlackRetryPolicy = DEFAULT_POLICY,
         session: aiohttp.ClientSession | None = None,
@@ -361,7 +430,6 @@ class OutboxSender:
 
     def start(self) -> None:
         if self._task is None:
-            self.outbox.recover_interrupted()
             self._stopping.clear()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-sender")
 
@@ -384,6 +452,10 @@ class OutboxSender:
         self._task = None
 
     async def _run(self) -> None:
+        try:
+            await self.outbox.recover_interrupted()
+        except StoreError:
+            log.exception("outbox: could not recover interrupted messages")
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -393,7 +465,7 @@ class OutboxSender:
                     default_channel=self.default_channel,
                     stopping=self._stopping,
                 )
-                due = self.outbox.next_due_in()
+                due = await self.outbox.next_due_in()
             except StoreError:
                 log.exception("outbox: database error; trying again shortly")
                 due = 1.0

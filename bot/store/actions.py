@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.store.db import connect
+from bot.store.thread import AsyncStore
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +62,21 @@ class ActionLog:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class AsyncActionLog(AsyncStore[ActionLog]):
+    """The action log for async code (see bot.store.thread)."""
+
+    async def record(
+        self,
+        target: str,
+        kind: str,
+        subject: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> bool:
+        return await self._run(
+            self.sync.record, target, kind, subject, payload, key=key, logger=logger
+        )

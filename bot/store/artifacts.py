@@ -17,6 +17,7 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from bot.store.db import connect
+from bot.store.thread import AsyncStore
 
 LINK_KEY_LABEL = b"agent-dispatch artifact links v1"
 
@@ -125,6 +126,19 @@ class ArtifactStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class AsyncArtifactStore(AsyncStore[ArtifactStore]):
+    """Artifacts for async code (see bot.store.thread)."""
+
+    async def put(self, repo: str, number: int, text: str) -> ArtifactRef:
+        return await self._run(self.sync.put, repo, number, text)
+
+    async def latest(self, repo: str, number: int) -> ArtifactRef | None:
+        return await self._run(self.sync.latest, repo, number)
+
+    async def get(self, repo: str, number: int, version: int) -> str | None:
+        return await self._run(self.sync.get, repo, number, version)
 
 
 class LinkSigner:

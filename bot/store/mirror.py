@@ -21,6 +21,7 @@ from bot.mirror.prs import issue_references
 from bot.mirror.related import error_signatures, index_text
 from bot.models import Comment, Issue, TimelineEvent
 from bot.store.db import connect, transaction
+from bot.store.thread import AsyncStore
 
 SORT_COLUMNS = {
     "updated": "i.updated_at DESC",
@@ -62,7 +63,7 @@ class MirrorStore:
 
     def __init__(self, path: Path | str, *, autocheckpoint: bool = True) -> None:
         self.path = Path(path)
-        self.conn = connect(self.path, autocheckpoint=autocheckpoint)
+        self.conn = connect(self.path, check_same_thread=False, autocheckpoint=autocheckpoint)
         # Bumped by every write; related search caches corpus counts against it.
         self.generation = 0
         self.corpus_stats: object | None = None
@@ -692,3 +693,13 @@ class MirrorStore:
                 "UPDATE mirror_sync SET cursor = NULL, completed_at = started_at WHERE repo = ?",
                 (repo,),
             )
+
+
+class AsyncMirrorStore(AsyncStore[MirrorStore]):
+    """The mirror for async code (see bot.store.thread); `call` runs searches and webhooks."""
+
+    async def get_issue(self, repo: str, number: int) -> Issue | None:
+        return await self._run(self.sync.get_issue, repo, number)
+
+    async def upsert_issue(self, issue: Issue) -> None:
+        await self._run(self.sync.upsert_issue, issue)

@@ -25,6 +25,7 @@ from bot.dispatch.planner import (
     releasable,
 )
 from bot.store.db import connect, transaction
+from bot.store.thread import AsyncStore
 
 
 def _item(row: sqlite3.Row) -> RunItem:
@@ -259,3 +260,63 @@ class DispatchRuns:
             ).fetchall()
             conn.execute("DELETE FROM dispatch_window WHERE repo = ?", (repo,))
         return [(r["number"], r["requested_by"]) for r in rows]
+
+
+class AsyncDispatchRuns(AsyncStore[DispatchRuns]):
+    """Run records for async code (see bot.store.thread); same arguments as DispatchRuns."""
+
+    async def start_run(
+        self,
+        repo: str,
+        issues: Sequence[BatchIssue],
+        *,
+        max_in_flight: int,
+        key: str | None = None,
+        known: Mapping[int, str] | None = None,
+        source: str = "command",
+        requested_by: str | None = None,
+        notice_key: str | None = None,
+    ) -> StartedRun:
+        return await self._run(
+            self.sync.start_run,
+            repo,
+            issues,
+            max_in_flight=max_in_flight,
+            key=key,
+            known=known,
+            source=source,
+            requested_by=requested_by,
+            notice_key=notice_key,
+        )
+
+    async def set_notice_key(self, run_id: int, notice_key: str) -> None:
+        await self._run(self.sync.set_notice_key, run_id, notice_key)
+
+    async def finish_issue(
+        self, repo: str, number: int, *, merged: bool, max_in_flight: int, pr_number: int | None
+    ) -> list[RunItem]:
+        return await self._run(
+            self.sync.finish_issue,
+            repo,
+            number,
+            merged=merged,
+            max_in_flight=max_in_flight,
+            pr_number=pr_number,
+        )
+
+    async def get(self, run_id: int) -> DispatchRun | None:
+        return await self._run(self.sync.get, run_id)
+
+    async def runs_for_issue(self, repo: str, number: int) -> list[DispatchRun]:
+        return await self._run(self.sync.runs_for_issue, repo, number)
+
+    async def note_label(self, repo: str, number: int, *, requested_by: str | None) -> bool:
+        return await self._run(self.sync.note_label, repo, number, requested_by=requested_by)
+
+    async def window_due_in(self, repo: str, *, window_seconds: float) -> float | None:
+        return await self._run(self.sync.window_due_in, repo, window_seconds=window_seconds)
+
+    async def take_window(
+        self, repo: str, *, window_seconds: float
+    ) -> list[tuple[int, str | None]]:
+        return await self._run(self.sync.take_window, repo, window_seconds=window_seconds)

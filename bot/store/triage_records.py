@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from bot.models import TriageDecision
 from bot.store.db import connect
+from bot.store.thread import AsyncStore
 
 
 class TriageRecord(BaseModel):
@@ -23,7 +24,7 @@ class TriageRecord(BaseModel):
 
 class TriageRecords:
     def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
-        self._conn = connect(db, autocheckpoint=autocheckpoint)
+        self._conn = connect(db, check_same_thread=False, autocheckpoint=autocheckpoint)
 
     def save(
         self, decision: TriageDecision, *, artifact_version: int | None, comment_id: int | None
@@ -61,3 +62,17 @@ class TriageRecords:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class AsyncTriageRecords(AsyncStore[TriageRecords]):
+    """Triage records for async code (see bot.store.thread)."""
+
+    async def save(
+        self, decision: TriageDecision, *, artifact_version: int | None, comment_id: int | None
+    ) -> None:
+        await self._run(
+            self.sync.save, decision, artifact_version=artifact_version, comment_id=comment_id
+        )
+
+    async def latest(self, repo: str, number: int) -> TriageRecord | None:
+        return await self._run(self.sync.latest, repo, number)

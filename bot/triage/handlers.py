@@ -60,12 +60,12 @@ def parse(event: sansio.Event, config: RepoConfig) -> Triage | None:
     return None
 
 
-def act(intent: Triage, ctx: EventContext) -> None:
+async def act(intent: Triage, ctx: EventContext) -> None:
     services = ctx.services
     repo, number = intent.repo, intent.number
-    if intent.only_if_triaged and services.records.latest(repo, number) is None:
+    if intent.only_if_triaged and await services.records.latest(repo, number) is None:
         return
-    if intent.unless_dispatched and services.runs.runs_for_issue(repo, number):
+    if intent.unless_dispatched and await services.runs.runs_for_issue(repo, number):
         return  # the dispatch follow-up re-renders this issue's comment itself
 
     async def run() -> None:

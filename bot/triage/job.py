@@ -65,8 +65,8 @@ class TriageJob:
         self._services = services
         self._log = log
 
-    def followups(self, repo: str, number: int) -> list[str]:
-        runs = self._services.runs.runs_for_issue(repo, number)
+    async def followups(self, repo: str, number: int) -> list[str]:
+        runs = await self._services.runs.runs_for_issue(repo, number)
         return followup_lines(
             [i for run in reversed(runs) for i in run.items if i.number == number]
         )
@@ -80,9 +80,11 @@ class TriageJob:
             bot_login = await services.github.bot_login()
             try:
                 fetched, raw_comments = await gather_issue(gh, repo, number)
-                services.mirror.upsert_issue(fetched)
+                await services.mirror.upsert_issue(fetched)
             except GitHubUnavailable:
-                mirrored = services.mirror.get_issue(repo, number) if services.dry_run else None
+                mirrored = (
+                    await services.mirror.get_issue(repo, number) if services.dry_run else None
+                )
                 if mirrored is None:
                     raise
                 # Dry-run with GitHub out of reach: triage what the webhooks mirrored.
@@ -95,12 +97,15 @@ class TriageJob:
             config = loaded.config
             await self._mirror_duplicate_candidate(gh, repo, fetched, config)
             tree = await services.trees.get(gh, repo)
-            assessment = assess(
-                fetched, MirrorStoreView(services.mirror), config, bot_login, tree=tree
+            # Related search and PR lookup read the mirror: on the database thread.
+            assessment = await services.mirror.call(
+                lambda mirror: assess(
+                    fetched, MirrorStoreView(mirror), config, bot_login, tree=tree
+                )
             )
             decision = assessment.decision
             rendered = services.renderer.prompt(assessment.prompt)
-            artifact = services.artifacts.put(repo, number, rendered.text)
+            artifact = await services.artifacts.put(repo, number, rendered.text)
             expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
             artifact_url = services.links.url(artifact, expires=expires)
 
@@ -112,7 +117,7 @@ class TriageJob:
                     artifact=artifact,
                     artifact_url=artifact_url,
                     expires=expires,
-                    followups=self.followups(repo, number),
+                    followups=await self.followups(repo, number),
                 )
             )
             comment_id, action = await comments.upsert(
@@ -126,7 +131,7 @@ class TriageJob:
             )
             if config.labels.apply_verdict_labels:
                 await self._apply_verdict_label(gh, repo, number, fetched.labels, decision, config)
-            services.records.save(
+            await services.records.save(
                 decision, artifact_version=artifact.version, comment_id=comment_id
             )
             self._log.info(
@@ -149,14 +154,14 @@ class TriageJob:
         Costs nothing when there is no such claim (the usual case) or the mirror has #N.
         """
         for number in duplicate_candidates(issue, config.triage):
-            if self._services.mirror.get_issue(repo, number) is not None:
+            if await self._services.mirror.get_issue(repo, number) is not None:
                 continue
             try:
                 raw = await gh.get_issue(repo, number)
             except GitHubRequestError as exc:
                 self._log.info("duplicate candidate %s#%d not readable: %s", repo, number, exc)
                 return
-            self._services.mirror.upsert_issue(rest_issue(repo, raw, [], []))
+            await self._services.mirror.upsert_issue(rest_issue(repo, raw, [], []))
             return
 
     async def _apply_verdict_label(

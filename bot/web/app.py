@@ -113,7 +113,7 @@ async def artifact(request: web.Request) -> web.Response:
     info = request.match_info
     if not info["number"].isdigit() or not info["version"].isdigit():
         return not_found
-    text = services.artifacts.get(
+    text = await services.artifacts.get(
         f"{info['owner']}/{info['name']}", int(info["number"]), int(info["version"])
     )
     if text is None:
