@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from bot.config.repo import RepoConfig
 from bot.github.comments import is_ours
 from bot.models import Comment, Issue, RelatedIssue
+from bot.store.artifacts import ArtifactRef
+from bot.triage.comment import comment_context
 from bot.triage.engine import decide
 from bot.triage.quoting import clean, fenced, inline
 from bot.triage.render import (
@@ -89,20 +91,19 @@ def render(issue: Issue) -> tuple[str, str]:
     prompt = renderer.prompt(
         PromptInput(issue=issue, decision=decision, config=config, related=[related])
     ).text
+    artifact = ArtifactRef(
+        repo=issue.repo, number=issue.number, version=1, sha256="0" * 64, size=1, created_at=0.0
+    )
     comment = renderer.comment(
-        {
-            "decision": decision,
-            "verdict_line": decision.verdict,
-            "config_error": "",
-            "existing_prs_line": "",
-            "related_open_line": "",
-            "related_closed_line": "",
-            "artifact_url": "",
-            "artifact_version": 1,
-            "artifact_expires": "",
-            "followups": [f"{SENTINEL} ``` follow-up"],
-            "dispatch_label": "dispatch",
-        }
+        comment_context(
+            decision,
+            config,
+            errors=[],
+            artifact=artifact,
+            artifact_url="",
+            expires=0.0,
+            followups=[f"{SENTINEL} ``` follow-up"],
+        )
     )
     return prompt, comment
 

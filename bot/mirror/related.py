@@ -32,6 +32,15 @@ SIGNATURE_WEIGHT = 1.5
 LABEL_WEIGHT = 0.5
 REFERENCE_SCORE = 20.0  # one issue names the other ("#123", a cross-reference)
 MIN_SCORE = 2.0
+# The floor beyond the score: a related issue shares an error line, a file, identifiers,
+# a link, or at least this many rare words; words and labels on most issues never count.
+MIN_SHARED_WORDS = 4
+MIN_SHARED_NAMES = 2
+COMMON_SHARE = 0.5
+RARE_SHARE = 0.25
+MIN_DOCS_FOR_COMMON = 10  # below this, "most issues" cannot be told apart from chance
+# Labels that say what to do with an issue, not what it is about.
+TRIGGER_LABELS = frozenset({"agent-ready", "dispatch"})
 SHOWN_TERMS = 8
 # Posting lists longer than this are too common to be worth reading for candidates.
 MAX_TERM_DOCS_SHARE = 0.02
@@ -230,6 +239,8 @@ def _query_terms(
     stats = CorpusStats.of(store)
     df = {w: stats.term(store, w) for w in words}
     cap = max(MIN_TERM_DOCS_CAP, int(docs * MAX_TERM_DOCS_SHARE))
+    if docs >= MIN_DOCS_FOR_COMMON:
+        cap = min(cap, int(docs * COMMON_SHARE))  # a word on most issues says nothing
     weights = {
         w: idf(docs, df[w]) * math.sqrt(counts[w])
         for w in words
@@ -246,8 +257,13 @@ def find_related(
     limit: int = 10,
     state: str | None = None,
     title_only: bool = False,
+    ignored_labels: frozenset[str] = TRIGGER_LABELS,
 ) -> list[RelatedIssue]:
-    """Issues of the same repository most like `issue`, best first, each with what matched."""
+    """Issues of the same repository most like `issue`, best first, each with what matched.
+
+    Only issues above the floor: a shared error line, file or identifiers, a link between
+    the two, or several rare shared words; each carries its `reason` in plain words.
+    """
     repo = issue.repo
     self_id = store.issue_id(repo, issue.number)
     stats = CorpusStats.of(store)
@@ -298,7 +314,12 @@ def find_related(
             if sig in sig_weight:
                 shared_sigs[cid].append(sig)
 
-    label_weight = _label_weights(store, repo, issue.labels, docs)
+    ignored = {name.lower() for name in ignored_labels}
+    label_weight = {
+        name: weight
+        for name, weight in _label_weights(store, repo, issue.labels, docs).items()
+        if name.lower() not in ignored
+    }
     scored: list[tuple[float, int, list[str]]] = []
     for cid, row in rows.items():
         sigs_here = sorted(shared_sigs[cid], key=lambda s: -sig_weight[s])
@@ -315,8 +336,15 @@ def find_related(
         scored.append((score, cid, matched))
     scored.sort(key=lambda item: (-item[0], item[1]))
 
-    results = []
-    for score, cid, matched in scored[:limit]:
+    # Reasons count only what few issues share (a quarter of the corpus at most).
+    word_floor = (
+        idf(docs_all, int(docs_all * RARE_SHARE)) if docs_all >= MIN_DOCS_FOR_COMMON else 0.0
+    )
+    sig_floor = idf(docs, int(docs * RARE_SHARE)) if docs >= MIN_DOCS_FOR_COMMON else 0.0
+    results: list[RelatedIssue] = []
+    for score, cid, matched in scored:
+        if len(results) >= limit:
+            break
         row = rows[cid]
         reference = []
         if row["number"] in ref_numbers:
@@ -324,6 +352,11 @@ def find_related(
         elif cid in referenced:
             reference = [f"mentioned by #{row['number']}"]
         words = _matched_words(store, cid, terms)
+        rare_words = [w for w in words if terms[w] >= word_floor]
+        rare_sigs = [s for s in shared_sigs[cid] if sig_weight[s] >= sig_floor]
+        reason = related_reason(reference, rare_sigs, rare_words, sig_weight)
+        if not reason:
+            continue  # below the floor: only common words or labels in common
         results.append(
             RelatedIssue(
                 number=row["number"],
@@ -333,9 +366,35 @@ def find_related(
                 matched=reference + words + matched,
                 url=row["url"],
                 repo=repo,
+                reason=reason,
             )
         )
     return results
+
+
+def related_reason(
+    reference: list[str], sigs: list[str], words: list[str], weights: dict[str, float]
+) -> str:
+    """Why two issues are related, in plain words; "" when below the floor."""
+    if reference:
+        number = reference[0].rsplit("#", 1)[-1]
+        if reference[0].startswith("mentions"):
+            return f"this issue links to #{number}"
+        return f"#{number} links to this issue"
+    ranked = sorted(sigs, key=lambda s: -weights.get(s, 0.0))
+    message = next((s for s in ranked if s.startswith("msg:")), None)
+    if message:
+        return f"shares the error line: {message[4:].removesuffix(' ...')}"
+    path = next((s for s in ranked if s.startswith("path:")), None)
+    if path:
+        return f"touches the same file: {path[5:]}"
+    names = [s.split(":", 1)[1] for s in ranked if s.startswith(("name:", "call:"))]
+    names = list(dict.fromkeys(names))
+    if len(names) >= MIN_SHARED_NAMES:
+        return "shares identifiers: " + ", ".join(names[:3])
+    if len(words) >= MIN_SHARED_WORDS:
+        return "similar wording: " + ", ".join(words[:4])
+    return ""
 
 
 def _matched_words(store: MirrorStore, issue_id: int, terms: dict[str, float]) -> list[str]:

@@ -51,6 +51,7 @@ _CLOSE_GATES = (
     "not_a_bug",
     "reporter_resolved",
 )
+MAX_RELATED = 5  # related issues a decision carries (the search applies the score floor)
 # This many linked PRs, none of which closes the issue: a design effort spanning several PRs.
 MANY_PRS = 3
 _DESIGN_GATES = ("design_ask", "design_discussion", "many_prs")
@@ -150,7 +151,7 @@ def decide(
         signals=signals,
         hardware=[n.name for n in needs],
         existing_prs=prs,
-        related=sorted(related, key=lambda r: (-r.score, r.number)),
+        related=sorted(related, key=lambda r: (-r.score, r.number))[:MAX_RELATED],
         priority=_priority(issue, prepared, rules),
         mode=mode,
         summary=_summary(
