@@ -16,6 +16,7 @@ from bot.config.repo import RepoConfig
 from bot.dispatch.planner import RunItem
 from bot.models import ExistingPR, Signal, TriageDecision
 from bot.store.artifacts import ArtifactRef
+from bot.triage.engine import CLOSE_GATES, DESIGN_GATES, INFO_GATES
 from bot.triage.text import clip
 
 # How a PR was found, in words a maintainer reads.
@@ -140,26 +141,11 @@ UNQUOTED = frozenset(
 # The verdict's own gate signals, to explain a verdict that is not actionable.
 GATES = {
     "duplicate": ("duplicate",),
-    "close-candidate": (
-        "close_label",
-        "merged_pr",
-        "fixed_claim",
-        "maintainer_closing",
-        "out_of_scope",
-        "not_a_bug",
-        "reporter_resolved",
-    ),
+    "close-candidate": CLOSE_GATES,
     "question": ("question",),
-    "needs-decision": ("decision_label", "design_ask", "design_discussion", "many_prs"),
+    "needs-decision": ("decision_label", *DESIGN_GATES),
     "needs-hardware": ("hardware_required",),
-    "needs-info": (
-        "waiting_for_info_label",
-        "info_requested",
-        "no_description",
-        "screenshot_only_error",
-        "cannot_reproduce",
-        "vague_title",
-    ),
+    "needs-info": (*INFO_GATES, "cannot_reproduce", "vague_title"),
 }
 MAX_REASONS = 3
 QUOTE_CHARS = 100

@@ -42,7 +42,7 @@ _ME_TOO_RE = re.compile(
     r"^\W{0,5}(?:\+1|same (?:problem|issue|here|error)|me too|any update\w{0,3}|want \+1)\W{0,5}$",
     re.I,
 )
-_CLOSE_GATES = (
+CLOSE_GATES = (
     "close_label",
     "merged_pr",
     "fixed_claim",
@@ -54,8 +54,8 @@ _CLOSE_GATES = (
 MAX_RELATED = 5  # related issues a decision carries (the search applies the score floor)
 # This many linked PRs, none of which closes the issue: a design effort spanning several PRs.
 MANY_PRS = 3
-_DESIGN_GATES = ("design_ask", "design_discussion", "many_prs")
-_INFO_GATES = (
+DESIGN_GATES = ("design_ask", "design_discussion", "many_prs")
+INFO_GATES = (
     "waiting_for_info_label",
     "info_requested",
     "no_description",
@@ -278,7 +278,7 @@ def _verdict(
 ) -> tuple[Verdict | None, str]:
     if duplicate:
         return "duplicate", "marked or evidently a duplicate"
-    close = [gate for gate in _CLOSE_GATES if gate in decisive]
+    close = [gate for gate in CLOSE_GATES if gate in decisive]
     if close:
         return "close-candidate", close[0].replace("_", " ")
     if asked and not lifted:
@@ -291,7 +291,7 @@ def _verdict(
         return "needs-hardware", f"needs {', '.join(n.name for n in missing_hardware)}"
     info = [
         gate
-        for gate in _INFO_GATES
+        for gate in INFO_GATES
         if gate in names
         and (gate in decisive or gate in ("no_description", "screenshot_only_error"))
     ]
