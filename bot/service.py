@@ -76,7 +76,7 @@ def build_services(
         outbox=outbox,
         sender=OutboxSender.from_settings(settings, outbox, actions, session=session),
         runs=AsyncDispatchRuns(DispatchRuns(settings.db, autocheckpoint=False), database),
-        trees=TreeCache(TreeStore(settings.db, autocheckpoint=False)),
+        trees=TreeCache(TreeStore(settings.db, autocheckpoint=False), database=database),
         database=database,
     )
 

@@ -142,15 +142,15 @@ async def test_cache_fetches_once_then_costs_nothing_until_a_push(
         "repository": {"full_name": REPO, "default_branch": "main"},
         "head_commit": {"tree_id": tree.sha},
     }
-    assert not cache.on_push(push)  # same tree: nothing to refresh
-    assert cache.on_push(push | {"head_commit": {}})  # unknown tree: revalidate
+    assert not await cache.on_push(push)  # same tree: nothing to refresh
+    assert await cache.on_push(push | {"head_commit": {}})  # unknown tree: revalidate
     same = await cache.get(gh, REPO)
     assert same is not None and same.sha == tree.sha
     assert tree_requests() == 2  # one conditional request, answered 304
     assert fake_github.requests_to("GET", "/git/trees/")[-1].status in (None, 304)
 
     fake_github.set_file(REPO, "torchvision/ops/nms.py", "")
-    assert cache.on_push(push | {"head_commit": {}})
+    assert await cache.on_push(push | {"head_commit": {}})
     changed = await cache.get(gh, REPO)
     assert changed is not None and changed.exists("torchvision/ops/nms.py")
     assert tree_requests() == 3
@@ -166,7 +166,7 @@ async def test_cache_without_github_uses_the_stored_copy_or_none(
     assert await cache.get(gh, REPO) is None
     cache.put(VISION)
     assert cache.cached(REPO) == VISION
-    cache.on_push(
+    await cache.on_push(
         {
             "ref": "refs/heads/main",
             "repository": {"full_name": REPO, "default_branch": "main"},

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from bot.github.client import GitHubClient
 from bot.github.faults import GitHubRequestError, GitHubUnavailable
+from bot.store.thread import DatabaseThread
 from bot.store.trees import TreeRow, TreeStore
 
 log = logging.getLogger(__name__)
@@ -204,11 +205,21 @@ class TreeCache:
     """The default branch's tree per repository, in the store; fetched when missing or stale.
 
     Parsed trees are kept in memory by (repository, tree sha), so a warm read costs one
-    small row lookup; store calls run off the event loop.
+    small row lookup; store calls of async code run on the database thread when one is
+    given (the service's), else on a worker thread.
     """
 
-    def __init__(self, store: TreeStore, *, log: logging.Logger = log) -> None:
+    def __init__(
+        self,
+        store: TreeStore,
+        *,
+        database: DatabaseThread | None = None,
+        log: logging.Logger = log,
+    ) -> None:
         self._store = store
+        self._off_loop: Callable[..., Awaitable[Any]] = (
+            database.run if database is not None else asyncio.to_thread
+        )
         self._log = log
         self._parsed: dict[tuple[str, str], RepoTree] = {}
 
@@ -232,13 +243,14 @@ class TreeCache:
         self._store.put(tree.to_row(etag))
         self._parsed[(tree.repo, tree.sha)] = tree
 
-    def on_push(self, payload: Mapping[str, Any]) -> bool:
+    async def on_push(self, payload: Mapping[str, Any]) -> bool:
         """Mark the stored tree stale after a push to the default branch; True if it was."""
         pushed = push_tree_sha(payload)
         if pushed is None:
             return False
         repo, tree_sha = pushed
-        return self._store.mark_stale(repo, tree_sha or None)
+        stale: bool = await self._off_loop(self._store.mark_stale, repo, tree_sha or None)
+        return stale
 
     async def get(self, gh: GitHubClient, repo: str) -> RepoTree | None:
         """The tree: no request when fresh, one (often a 304) when stale or missing.
@@ -246,7 +258,7 @@ class TreeCache:
         When GitHub cannot answer, the stored copy (even stale) or None; the engine then
         falls back to its name-based rule.
         """
-        row = await asyncio.to_thread(self._store.get, repo)
+        row: TreeRow | None = await self._off_loop(self._store.get, repo)
         if row is not None and not row.stale:
             return self._tree(row)
         ref = (row.wanted_sha if row else None) or "HEAD"
@@ -259,9 +271,9 @@ class TreeCache:
         if fetched is None:  # 304: the stored tree is current
             if row is None:
                 return None
-            await asyncio.to_thread(self._store.mark_fresh, repo)
+            await self._off_loop(self._store.mark_fresh, repo)
             return self._tree(row)
         payload, new_etag = fetched
         tree = RepoTree.from_api(repo, payload)
-        await asyncio.to_thread(self.put, tree, etag=new_etag)
+        await self._off_loop(self.put, tree, etag=new_etag)
         return tree

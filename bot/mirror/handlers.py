@@ -71,7 +71,7 @@ async def act(
     if isinstance(intent, MirrorUpdate):
         await mirror.call(apply_event, intent.event, intent.payload)
         return
-    trees.on_push(intent.payload)
+    await trees.on_push(intent.payload)
     if intent.touches_config:
         if intent.repo.endswith("/.github"):  # the org's defaults: every repository of it
             configs.forget_owner(intent.repo.split("/", 1)[0])
