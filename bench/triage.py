@@ -1,7 +1,7 @@
 """Triage cost against the fake GitHub with 50 ms per request: requests and wall time.
 
-Target (issue 6): at most 6 GitHub requests per triage once the config is cached, and
-under 1 s of wall time. Usage: .venv/bin/python bench/triage.py [--latency 0.05] [--runs 5]
+Target (issue 6, issue 12): at most 6 GitHub requests per triage once the config and the
+default branch's tree are cached, and under 1 s of wall time. Usage: .venv/bin/python bench/triage.py [--latency 0.05] [--runs 5]
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ DATA = ROOT.parent / "shared" / "data"
 REPO = "huggingface/peft"
 
 
+# A few real paths of peft's default branch: the tree code pointers are checked against.
+PEFT_PATHS = ("src/peft/__init__.py", "src/peft/peft_model.py", "src/peft/tuners/lora.py")
+
+
 def seed(fake: FakeGitHub) -> list[int]:
+    for path in PEFT_PATHS:
+        fake.set_file(REPO, path, "")
     export = json.loads((DATA / "peft.export.json").read_text())
     numbers = []
     for raw in export["open_issues"] + export["closed_issues"]:

@@ -164,6 +164,9 @@ async def test_cache_without_github_uses_the_stored_copy_or_none(
     gh = await github_factory.for_installation(1)
     cache = TreeCache(TreeStore(tmp_path / "bot.sqlite3"))
     assert await cache.get(gh, REPO) is None
+    assert await cache.get(gh, REPO) is None  # remembered: no second request
+    assert len(fake_github.requests_to("GET", "/git/trees/")) == 1
+    assert cache.cached(REPO) is None  # an empty tree is no tree: the engine falls back
     cache.put(VISION)
     assert cache.cached(REPO) == VISION
     await cache.on_push(

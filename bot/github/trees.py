@@ -201,6 +201,11 @@ def push_tree_sha(payload: Mapping[str, Any]) -> tuple[str, str] | None:
     return str(repo), str(head.get("tree_id") or "")
 
 
+def _usable(tree: RepoTree) -> RepoTree | None:
+    """A tree with no files says nothing about the code: the engine falls back instead."""
+    return tree if tree.paths else None
+
+
 class TreeCache:
     """The default branch's tree per repository, in the store; fetched when missing or stale.
 
@@ -236,7 +241,7 @@ class TreeCache:
     def cached(self, repo: str) -> RepoTree | None:
         """The stored tree, fresh or stale, with no request (offline triage uses this)."""
         row = self._store.get(repo)
-        return self._tree(row) if row else None
+        return _usable(self._tree(row)) if row else None
 
     def put(self, tree: RepoTree, *, etag: str | None = None) -> None:
         """Store a tree (the sync, an import, or a fetch)."""
@@ -260,19 +265,28 @@ class TreeCache:
         """
         row: TreeRow | None = await self._off_loop(self._store.get, repo)
         if row is not None and not row.stale:
-            return self._tree(row)
+            return _usable(self._tree(row))
         ref = (row.wanted_sha if row else None) or "HEAD"
         etag = row.etag if row is not None and row.wanted_sha in (None, row.sha) else None
         try:
             fetched = await gh.get_tree(repo, ref, etag=etag)
-        except (GitHubRequestError, GitHubUnavailable) as exc:
+        except GitHubRequestError as exc:
+            if exc.status not in (404, 409) or row is not None:
+                self._log.warning("tree of %s unavailable (%s); using the stored copy", repo, exc)
+                return _usable(self._tree(row)) if row else None
+            # An empty repository (409) or no tree to read (404): remember that, so a warm
+            # cache costs no request; a push makes it stale like any other tree.
+            self._log.info("tree of %s: none (%s)", repo, exc)
+            await self._off_loop(self.put, RepoTree(repo=repo, sha=""))
+            return None
+        except GitHubUnavailable as exc:
             self._log.warning("tree of %s unavailable (%s); using the stored copy", repo, exc)
-            return self._tree(row) if row else None
+            return _usable(self._tree(row)) if row else None
         if fetched is None:  # 304: the stored tree is current
             if row is None:
                 return None
             await self._off_loop(self._store.mark_fresh, repo)
-            return self._tree(row)
+            return _usable(self._tree(row))
         payload, new_etag = fetched
         tree = RepoTree.from_api(repo, payload)
         await self._off_loop(self.put, tree, etag=new_etag)
