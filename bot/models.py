@@ -23,7 +23,7 @@ Verdict = Literal[
     "duplicate",
     "close-candidate",
 ]
-Mode = Literal["fix", "implement", "review-existing-pr", "docs"]
+Mode = Literal["fix", "implement", "review-existing-pr", "verify-close", "investigate", "docs"]
 
 # GitHub's GraphQL reaction names; REST names ("+1", "laugh", ...) are mapped onto these.
 REACTION_NAMES = {

@@ -24,6 +24,7 @@ from bot.observability.logs import Redactor
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog, AsyncActionLog
 from bot.store.artifacts import ArtifactStore, AsyncArtifactStore, LinkSigner
+from bot.store.blobs import AsyncBlobTexts, BlobTexts
 from bot.store.inbox import InboxQueries
 from bot.store.mirror import AsyncMirrorStore, MirrorStore
 from bot.store.runs import AsyncDispatchRuns, DispatchRuns
@@ -78,6 +79,7 @@ def build_services(
         runs=AsyncDispatchRuns(DispatchRuns(settings.db, autocheckpoint=False), database),
         trees=TreeCache(TreeStore(settings.db, autocheckpoint=False), database=database),
         database=database,
+        blobs=AsyncBlobTexts(BlobTexts(settings.db, autocheckpoint=False), database),
     )
 
 

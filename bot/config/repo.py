@@ -5,9 +5,10 @@ Unknown keys are refused so that a typo is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.config.triage import TriageRules
 
@@ -54,25 +55,68 @@ class DispatchConfig(_Section):
     batch_window_seconds: int = Field(default=10, ge=0, le=300)
 
 
+# The coordinator's completion workflow. Each step is a sandboxed jinja2 template with
+# `number`, `repo`, `branch`, `test_command`, `closing` ("Fixes #N", or "Refs #N" when the
+# agent reviews a PR or verifies a fix) and `commit_message`.
+DEFAULT_COMPLETION = [
+    "**Run only the tests relevant to your change.** Do NOT run the full test suite: it is"
+    " slow and will be run separately later. Run the specific test file(s) that cover the"
+    " code you changed:\n\n    {{ test_command }}\n\nIf you wrote a new test, run that plus"
+    " the existing tests in the same file to check for regressions in that area.",
+    "**Commit** your changes with a message referencing the issue:\n\n    git add <files>\n"
+    '    git commit -m "{{ commit_message }} (#{{ number }})"',
+    "**Push** the branch:\n\n    git push -u origin {{ branch }}",
+    "**Create a pull request** with `gh pr create`. The PR body must include"
+    ' "{{ closing }}" so GitHub links it to the issue. Describe what the change does and'
+    " how you verified it.",
+]
+_SECRET = re.compile(
+    r"(?:xox[abposr]-|gh[pousr]_|github_pat_|sk-[A-Za-z0-9]{16}|AKIA[0-9A-Z]{12}|"
+    r"-----BEGIN|[Bb]earer\s+[A-Za-z0-9._-]{16}|hooks\.slack\.com/services/)"
+)
+
+
 class PromptConfig(_Section):
     size_budget: int = Field(default=60_000, ge=5_000)
+    # Commands before the install step (worktree, cd), in the order a person types them.
     setup: list[str] = Field(
         default_factory=lambda: [
-            "git worktree add ../issue-{{ number }} -b fix/issue-{{ number }}",
-            "pip install -e '.[dev]'",
+            "git worktree add ../issue-{{ number }} -b {{ branch }}",
+            "cd ../issue-{{ number }}",
         ]
     )
-    test_commands: list[str] = Field(default_factory=lambda: ["pytest -x -q"])
-    completion_workflow: list[str] = Field(
-        default_factory=lambda: [
-            "Run the tests named above and make sure they pass.",
-            "Commit with a message that references #{{ number }}.",
-            "Open a pull request whose body says `Fixes #{{ number }}`.",
-        ]
-    )
+    branch: str = "fix/issue-{{ number }}"
+    # None: detected from the repository (pyproject extras, a Makefile target).
+    install: str | None = None
+    # Where the repository's build and test instructions are; None: found in the tree
+    # (CONTRIBUTING.md, docs/*test*).
+    build_docs: str | None = None
+    # Empty: the test files covering the pointed code, found from the tree.
+    test_commands: list[str] = Field(default_factory=list)
+    # Shown only as the labelled fallback when no covering test file is known.
+    full_suite: str = "pytest -q"
+    completion_workflow: list[str] = Field(default_factory=lambda: list(DEFAULT_COMPLETION))
+    # An optional last step: a command to run or a message to post (never a secret).
+    notify: str | None = None
     launch_command: str = DEFAULT_LAUNCH_COMMAND
     # Section name -> jinja2 template text that replaces the built-in section.
     overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("notify", "install", "build_docs", "launch_command")
+    @classmethod
+    def _no_secret(cls, value: str | None) -> str | None:
+        if value is not None and _SECRET.search(value):
+            raise ValueError(
+                "looks like it holds a secret; this file is public, never put one here"
+            )
+        return value
+
+    @field_validator("setup", "completion_workflow", "test_commands")
+    @classmethod
+    def _no_secret_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            cls._no_secret(line)
+        return value
 
 
 class SlackConfig(_Section):

@@ -24,6 +24,7 @@ from bot.observability.logs import DeliveryLogger, Redactor, bind
 from bot.observability.metrics import Metrics
 from bot.store.actions import AsyncActionLog
 from bot.store.artifacts import AsyncArtifactStore, LinkSigner
+from bot.store.blobs import AsyncBlobTexts
 from bot.store.mirror import AsyncMirrorStore
 from bot.store.runs import AsyncDispatchRuns
 from bot.store.thread import DatabaseThread
@@ -69,6 +70,7 @@ class Services:
     runs: AsyncDispatchRuns
     trees: TreeCache
     database: DatabaseThread  # where every store call above runs (bot.store.thread)
+    blobs: AsyncBlobTexts
     locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     @property

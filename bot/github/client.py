@@ -315,6 +315,13 @@ class GitHubClient:
 
     async def get_file(self, repo: str, path: str, ref: str | None = None) -> str | None:
         """A file's decoded text; None when it is missing or not a regular file."""
+        got = await self.get_blob_text(repo, path, ref)
+        return got[0] if got else None
+
+    async def get_blob_text(
+        self, repo: str, path: str, ref: str | None = None
+    ) -> tuple[str, str] | None:
+        """A file's decoded text and its blob sha at `ref`; None when missing or not a file."""
         try:
             data = await self._get(
                 "/repos/{owner}/{repo}/contents/{+path}{?ref}",
@@ -331,7 +338,18 @@ class GitHubClient:
         if data.get("encoding") != "base64":  # files over 1 MB come without content
             module_log.warning("%s:%s has no inline content; ignoring it", repo, path)
             return None
-        return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+        text = base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+        return text, str(data.get("sha") or "")
+
+    async def list_pull_files(self, repo: str, number: int, *, limit: int = 100) -> list[str]:
+        """Paths a pull request changes (first page of the PR files API: up to 100)."""
+        files = await self._get(
+            "/repos/{owner}/{repo}/pulls/{number}/files{?per_page}",
+            **_split_repo(repo),
+            number=number,
+            per_page=min(limit, PER_PAGE),
+        )
+        return [str(f["filename"]) for f in files if isinstance(f, dict) and "filename" in f]
 
     async def get_tree(
         self, repo: str, ref: str, *, etag: str | None = None

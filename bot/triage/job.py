@@ -9,6 +9,7 @@ timeline, one comment write).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from bot.triage.comment import comment_context, followup_lines
 from bot.triage.engine import duplicate_candidates
 from bot.triage.pipeline import assess
 from bot.triage.render import COMMENT_MARKER_PREFIX
+from bot.triage.source import gather_context
 
 log = logging.getLogger(__name__)
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -104,7 +106,13 @@ class TriageJob:
                 )
             )
             decision = assessment.decision
-            rendered = services.renderer.prompt(assessment.prompt)
+            # The repository's own lines and the PR's files: fetched here, rendered purely.
+            source, pulls = await gather_context(
+                gh, services.blobs, tree, assessment.issue, decision
+            )
+            rendered = services.renderer.prompt(
+                dataclasses.replace(assessment.prompt, source=source, pulls=pulls)
+            )
             artifact = await services.artifacts.put(repo, number, rendered.text)
             expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
             artifact_url = services.links.url(artifact, expires=expires)

@@ -145,9 +145,18 @@ class RepoState:
     timeline: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role name
     files: dict[tuple[str, str | None], str] = field(default_factory=dict)  # (path, ref)
+    pull_files: dict[int, list[str]] = field(default_factory=dict)  # PR number -> paths
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
     gone: dict[int, tuple[str, int] | None] = field(default_factory=dict)  # deleted or moved
+
+    def blob_sha(self, path: str) -> str | None:
+        """Git's blob sha of a default-branch file (what a tree lists and contents returns)."""
+        text = self.files.get((path, None))
+        if text is None:
+            return None
+        raw = text.encode()
+        return hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()
 
 
 @dataclass
@@ -498,8 +507,12 @@ class FakeGitHub(ThreadedServer):
         draft: bool = False,
         labels: tuple[str, ...] | list[str] = (),
         created_at: datetime | str | None = None,
+        files: tuple[str, ...] | list[str] = (),
     ) -> dict[str, Any]:
-        """Add a pull request (its issue too, with the pull_request key); returns the PR."""
+        """Add a pull request (its issue too, with the pull_request key); returns the PR.
+
+        `files` are the paths it changes, as the PR files API lists them.
+        """
         with self._lock:
             if merged:
                 state = "closed"
@@ -553,6 +566,7 @@ class FakeGitHub(ThreadedServer):
                 "author_association": issue["author_association"],
             }
             self.state.repos[repo].pulls[n] = pull
+            self.state.repos[repo].pull_files[n] = list(files)
             return pull
 
     def add_comment(
@@ -971,6 +985,12 @@ class FakeGitHub(ThreadedServer):
             ),
             (
                 "GET",
+                ("repos", "{owner}", "{repo}", "pulls", "{pull_number}", "files"),
+                "token",
+                self._list_pull_files,
+            ),
+            (
+                "GET",
                 ("repos", "{owner}", "{repo}", "collaborators", "{username}", "permission"),
                 "token",
                 self._get_permission,
@@ -1210,6 +1230,32 @@ class FakeGitHub(ThreadedServer):
             raise _Reply(404, "Not Found")
         return 200, pull, {}
 
+    def _list_pull_files(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        repo = self._repo(call)
+        try:
+            number = int(call.params["pull_number"])
+        except ValueError:
+            raise _Reply(404, "Not Found") from None
+        if number not in repo.pulls:
+            raise _Reply(404, "Not Found")
+        head = repo.pulls[number]["head"]["sha"]
+        files = [
+            {
+                "sha": hashlib.sha1(f"{head}:{path}".encode()).hexdigest(),
+                "filename": path,
+                "status": "modified",
+                "additions": 1,
+                "deletions": 0,
+                "changes": 1,
+                "blob_url": f"{WEB}/{repo.full_name}/blob/{head}/{path}",
+                "raw_url": f"{WEB}/{repo.full_name}/raw/{head}/{path}",
+                "contents_url": f"{self.url}/repos/{repo.full_name}/contents/{path}?ref={head}",
+            }
+            for path in repo.pull_files.get(number, [])
+        ]
+        page, headers = self._page(call, files)
+        return 200, page, headers
+
     def _list_comments(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
         repo = self._repo(call)
         issue = self._issue(call, repo)
@@ -1344,7 +1390,7 @@ class FakeGitHub(ThreadedServer):
                 "name": path.rsplit("/", 1)[-1],
                 "path": path,
                 "content": encoded,
-                "sha": hashlib.sha1(raw).hexdigest(),
+                "sha": hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest(),
                 "url": f"{self.url}/repos/{repo.full_name}/contents/{path}",
                 "html_url": f"{WEB}/{repo.full_name}/blob/{ref or repo.default_branch}/{path}",
             },
@@ -1362,7 +1408,7 @@ class FakeGitHub(ThreadedServer):
                 "path": path,
                 "mode": "100644",
                 "type": "blob",
-                "sha": hashlib.sha1(repo.files[(path, None)].encode()).hexdigest(),
+                "sha": repo.blob_sha(path),
                 "size": len(repo.files[(path, None)].encode()),
                 "url": f"{self.url}/repos/{repo.full_name}/git/blobs/{path}",
             }
