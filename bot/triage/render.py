@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config.repo import DEFAULT_COMPLETION, RepoConfig
+from bot.config.triage import TriageRules
 from bot.models import (
     Comment,
     ExistingPR,
@@ -302,8 +303,8 @@ class Renderer:
             "budget": prompt.size_budget,
             "existing_prs": decision.existing_prs,
             "cross_references": cross_reference_events(issue),
-            "maintainer_remarks": maintainer_remarks(issue, config),
-            "out_of_scope": scope_limits(issue, config),
+            "maintainer_remarks": maintainer_remarks(issue, config.triage),
+            "out_of_scope": scope_limits(issue, config.triage),
             "patterns": signature_patterns(decision.related),
             "hardware": hardware,
             "available_hardware": config.triage.available_hardware,
@@ -429,8 +430,8 @@ def _remark(comment: Comment, text: str, role_known: bool = True) -> Remark:
     return Remark(comment.author or "unknown", _day(comment.created_at), text, role_known)
 
 
-def maintainer_remarks(issue: Issue, config: RepoConfig) -> list[Comment]:
-    rules = config.triage
+def maintainer_remarks(issue: Issue, rules: TriageRules) -> list[Comment]:
+    """Comments by maintainers as the repository's config defines them (as the verdict does)."""
     return [
         c
         for c in issue.comments
@@ -438,9 +439,8 @@ def maintainer_remarks(issue: Issue, config: RepoConfig) -> list[Comment]:
     ]
 
 
-def scope_limits(issue: Issue, config: RepoConfig, limit: int = 6) -> list[Remark]:
+def scope_limits(issue: Issue, rules: TriageRules, limit: int = 6) -> list[Remark]:
     """Scope limits stated in the thread by maintainers (or commenters of unknown role)."""
-    rules = config.triage
     remarks: list[Remark] = []
     for comment in issue.comments:
         if comment.author_is_bot:
