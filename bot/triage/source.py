@@ -48,8 +48,9 @@ _PERMALINK = re.compile(
     r"https?://[^\s/]{1,100}/[\w.-]{1,100}/[\w.-]{1,100}/blob/[0-9A-Za-z._-]{1,100}/"
     r"([\w./-]{1,300}?)(?:#L(\d{1,6})(?:-L\d{1,6})?)?(?=[\s)\]>\"'`]|$)"
 )
+# A path starts after a character no path holds, so a long `a/a/a/...` is tried once.
 _PATH = re.compile(
-    r"(?<![\w.-])(?:~?/)?(?:[\w.-]{1,80}/){0,12}[\w-][\w.-]{0,80}"
+    r"(?<![\w./-])(?:~?/)?(?:[\w.-]{1,80}/){0,16}[\w-][\w.-]{0,80}"
     r"\.(?:py|pyx|pyi|cu|cuh|cpp|cc|c|h|hpp|rs|go|js|ts)(?::(\d{1,6}))?(?![\w])"
 )
 _BACKTICKED = re.compile(r"`([A-Za-z_][\w.]{2,80})(?:\(\))?`")
