@@ -386,10 +386,12 @@ async def _run_sync(store: MirrorStore, args: argparse.Namespace) -> int:
 
     from bot.config.settings import Settings
     from bot.github.client import GitHubFactory
+    from bot.github.trees import TreeCache
     from bot.mirror.sync import backfill
     from bot.observability.metrics import Metrics
     from bot.store.actions import ActionLog, AsyncActionLog
     from bot.store.thread import DatabaseThread
+    from bot.store.trees import TreeStore
 
     settings = Settings(db=_db_path(args))
     progress = _ProgressBar() if sys.stderr.isatty() else None
@@ -406,6 +408,8 @@ async def _run_sync(store: MirrorStore, args: argparse.Namespace) -> int:
             count = await backfill(
                 client, store, args.repo, page_size=args.page_size, progress=progress
             )
+            # The default branch's tree too, so offline triage checks code pointers against it.
+            tree = await TreeCache(TreeStore(settings.db), database=database).get(client, args.repo)
         finally:
             if recorder is not None:
                 recorder.close()
@@ -413,6 +417,10 @@ async def _run_sync(store: MirrorStore, args: argparse.Namespace) -> int:
     if progress is not None:
         sys.stderr.write("\n")
     emit(f"synced {count} issues of {args.repo}")
+    if tree is not None:
+        emit(
+            f"default branch tree: {len(tree.paths)} files, packages {', '.join(tree.packages) or 'none'}"
+        )
     return 0
 
 
