@@ -1,4 +1,5 @@
-"""The shared stateful fake Slack Web API: chat.postMessage and auth.test on 127.0.0.1.
+"""The shared stateful fake Slack Web API on 127.0.0.1: chat.postMessage, auth.test, and
+conversations.history / conversations.replies (with message metadata, as Slack keeps it).
 
 It answers the way Slack does: HTTP 200 with `{"ok": false, "error": ...}` for API errors
 (invalid_auth, channel_not_found, invalid_blocks ...), HTTP 429 with `Retry-After` for
@@ -65,6 +66,7 @@ class _Faults:
     server_status: int = 500
     rate_limits: int = 0
     retry_after: int = 1
+    applied_then_fail: int = 0  # posts carried out, then answered with a server error
 
 
 @dataclass
@@ -94,6 +96,7 @@ class FakeSlack(ThreadedServer):
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/api/{method}", self._handle)  # slack-sdk reads history with GET
         return app
 
     @property
@@ -123,6 +126,12 @@ class FakeSlack(ThreadedServer):
         with self._lock:
             self.state.faults.rate_limits = times
             self.state.faults.retry_after = retry_after
+
+    def apply_then_fail_next(self, times: int = 1, *, status: int = 502) -> None:
+        """Carry out the next `times` chat.postMessage calls, then answer `status` instead."""
+        with self._lock:
+            self.state.faults.applied_then_fail = times
+            self.state.faults.server_status = status
 
     def set_invalid_auth(self, on: bool = True) -> None:
         """Every token is refused (invalid_auth) until called with False."""
@@ -175,6 +184,8 @@ class FakeSlack(ThreadedServer):
 
     @staticmethod
     async def _args(request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         raw = await request.read()
         if request.content_type == "application/json":
             try:
@@ -230,10 +241,68 @@ class FakeSlack(ThreadedServer):
                 {},
             )
         if method == "chat.postMessage":
-            return self._post_message(args)
+            status, payload, headers = self._post_message(args)
+            if state.faults.applied_then_fail > 0 and payload.get("ok"):
+                state.faults.applied_then_fail -= 1
+                return state.faults.server_status, "<html><body>Bad Gateway</body></html>", {}
+            return status, payload, headers
+        if method == "conversations.history":
+            return self._history(args)
+        if method == "conversations.replies":
+            return self._replies(args)
         return 200, {"ok": False, "error": "unknown_method"}, {}
 
-    def _post_message(self, args: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _listing(
+        self, args: dict[str, Any], wanted: list[PostedMessage]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A page of `wanted` (newest first, as Slack lists history), with a cursor."""
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("true", "1")
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        start = int(args.get("cursor") or 0)
+        page = wanted[start : start + limit]
+        messages = []
+        for m in page:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+            if m.thread_ts:
+                item["thread_ts"] = m.thread_ts
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            messages.append(item)
+        more = start + limit < len(wanted)
+        return (
+            200,
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            },
+            {},
+        )
+
+    def _history(self, args: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """Top-level messages of a channel (by id only, as Slack wants), newest first."""
+        channel = str(args.get("channel") or "")
+        if channel not in self.state.channels.values():
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        oldest = float(args.get("oldest") or 0)
+        wanted = [
+            m
+            for m in reversed(self.state.messages)
+            if m.channel == channel and m.thread_ts is None and float(m.ts) >= oldest
+        ]
+        return self._listing(args, wanted)
+
+    def _replies(self, args: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """A thread: its parent first, then the replies, oldest first."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        parent = [m for m in self.state.messages if m.channel == channel and m.ts == ts]
+        if not parent:
+            return 200, {"ok": False, "error": "thread_not_found"}, {}
+        thread = [m for m in self.state.messages if m.channel == channel and m.thread_ts == ts]
+        return self._listing(args, parent + thread)
+
+    def _post_message(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         state = self.state
         requested = str(args.get("channel") or "")
         ids = set(state.channels.values())

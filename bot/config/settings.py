@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Delivery retries: attempts before dead-lettering, and the first backoff delay.
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=2.0, ge=0.0)
+    # How long a Slack notice keeps being retried (capped backoff) before it is dead.
+    outbox_retry_hours: float = Field(default=24.0, gt=0.0)
     # Edits and comments wait this long so a burst about one issue is handled once.
     debounce_seconds: float = Field(default=3.0, ge=0.0)
     # How long artifact links stay valid.

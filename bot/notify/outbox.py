@@ -1,13 +1,16 @@
 """The Slack outbox: a notification is committed to SQLite before anything is sent.
 
 The caller picks an idempotency key per notification (e.g. `dispatch:owner/name#12:<run>`),
-so a redelivered label event enqueues nothing new and Slack hears of a dispatch at most
-once. A background `OutboxSender` posts what is due; a Slack outage, a rate limit or an
-invalid token leaves the row waiting with backoff, and after `max_attempts` failures it
-is 'dead' until an operator runs `agent-dispatch outbox retry ID`.
+so a redelivered label event enqueues nothing new. A background `OutboxSender` posts what
+is due; a Slack outage, a rate limit or an invalid token leaves the row waiting with
+capped exponential backoff, for up to `retry_period_seconds` (24 h by default) after it was
+queued; only then is it 'dead' (`agent-dispatch outbox retry ID` sends it again).
 
-A message that was being sent when the process died may or may not have reached Slack;
-to keep "at most once" it is marked dead with that explanation instead of being resent.
+Every message carries its key in Slack message metadata. A send whose outcome is unknown
+(the process died mid-send, or Slack answered 5xx or dropped the connection after perhaps
+posting) is followed, before the next attempt, by a look at the channel's recent history
+(or the thread's replies) for that key: found, it is recorded as sent; absent, it is sent.
+So Slack hears of each notice exactly once, with no manual step.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config.settings import Settings
+from bot.crashpoints import crashpoint
 from bot.delivery.inbox import backoff_delay
 from bot.errors import PermanentError, RetryLater
 from bot.notify.slack import (
@@ -39,7 +45,7 @@ from bot.notify.slack import (
 )
 from bot.store import StoreError
 from bot.store.actions import AsyncActionLog
-from bot.store.outbox import Claimed, Enqueued, OutboxStore, UnknownParent
+from bot.store.outbox import Claimed, Enqueued, OutboxMessage, OutboxStore, UnknownParent
 from bot.store.thread import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -69,9 +75,20 @@ PERMANENT_SLACK_ERRORS = frozenset(
     }
 )
 INTERRUPTED = (
-    "interrupted while sending (the service stopped): it may or may not be in Slack; "
-    "check the channel, then `agent-dispatch outbox retry {id}` if it is missing"
+    "interrupted while sending (the service stopped): looking for it in Slack before "
+    "sending it again"
 )
+# Slack metadata event type of our messages (the payload is {"key": <outbox key>}).
+EVENT_TYPE = "agent_dispatch_notice"
+# Backoff of a waiting message: doubling from retry_base_seconds up to this.
+BACKOFF_CAP_SECONDS = 600.0
+# History searched for an earlier attempt: from this long before the message was queued
+# (clock skew), at most this many pages of HISTORY_PAGE messages.
+HISTORY_MARGIN_SECONDS = 300.0
+HISTORY_PAGE = 200
+HISTORY_PAGES = 10
+# A Slack channel id (C..., G... private, D... direct); names must be resolved first.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 
 
 class Outbox(OutboxStore):
@@ -81,21 +98,29 @@ class Outbox(OutboxStore):
         self,
         path: Path | str,
         *,
-        max_attempts: int = 5,
         retry_base_seconds: float = 2.0,
+        backoff_cap_seconds: float = BACKOFF_CAP_SECONDS,
+        retry_period_seconds: float = 24 * 3600.0,
         autocheckpoint: bool = True,
     ) -> None:
         super().__init__(path, autocheckpoint=autocheckpoint)
-        self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
+        self.backoff_cap_seconds = backoff_cap_seconds
+        self.retry_period_seconds = retry_period_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings, *, autocheckpoint: bool = True) -> Outbox:
         return cls(
             settings.db,
-            max_attempts=settings.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
+            retry_period_seconds=settings.outbox_retry_hours * 3600.0,
             autocheckpoint=autocheckpoint,
+        )
+
+    def backoff(self, attempts: int) -> float:
+        """Full-jitter exponential backoff, capped (the exponent too, so it never overflows)."""
+        return backoff_delay(
+            min(attempts, 40), self.retry_base_seconds, cap=self.backoff_cap_seconds
         )
 
     def enqueue_dispatch(
@@ -143,11 +168,15 @@ class Outbox(OutboxStore):
         )
 
     def recover_interrupted(self) -> list[int]:
-        """Messages left 'sending' by a dead process become dead (see the module docstring)."""
-        ids = self.mark_interrupted(INTERRUPTED)
+        """Messages left 'sending' by a dead process wait again, due now.
+
+        Their attempt is kept, so the sender looks for them in Slack before sending again.
+        """
+        ids = self.requeue_interrupted(INTERRUPTED)
         for message_id in ids:
             log.warning(
-                "outbox: message %d was being sent when the service stopped; marked dead",
+                "outbox: message %d was being sent when the service stopped; "
+                "checking Slack for it before sending again",
                 message_id,
             )
         return ids
@@ -157,12 +186,11 @@ class AsyncOutbox(AsyncStore[Outbox]):
     """The outbox for async code: each call runs on the database thread (bot.store.thread)."""
 
     @property
-    def max_attempts(self) -> int:
-        return self.sync.max_attempts
+    def retry_period_seconds(self) -> float:
+        return self.sync.retry_period_seconds
 
-    @property
-    def retry_base_seconds(self) -> float:
-        return self.sync.retry_base_seconds
+    def backoff(self, attempts: int) -> float:
+        return self.sync.backoff(attempts)
 
     async def enqueue_dispatch(
         self,
@@ -218,6 +246,13 @@ class AsyncOutbox(AsyncStore[Outbox]):
     async def next_due_in(self) -> float | None:
         return await self._run(self.sync.next_due_in)
 
+    async def known_channel_id(self, requested: str | None) -> str | None:
+        return await self._run(self.sync.known_channel_id, requested)
+
+    async def health(self) -> tuple[float, int]:
+        """Age of the oldest notice not yet in Slack (0 if none), and how many are dead."""
+        return await self._run(lambda: (self.sync.oldest_waiting_age(), self.sync.counts()["dead"]))
+
 
 # -- posting ------------------------------------------------------------------------------
 
@@ -233,12 +268,58 @@ class Poster(Protocol):
         self, *, channel: str, message: Message, thread_ts: str | None, key: str
     ) -> Posted: ...
 
+    async def find(
+        self, *, channel: str, key: str, thread_ts: str | None, since: float
+    ) -> Posted | None:
+        """The message posted under `key` (in the thread `thread_ts`), if Slack has it."""
+        ...
+
 
 class SlackPoster:
-    """chat.postMessage through slack-sdk; failures become RetryLater / PermanentError."""
+    """chat.postMessage through slack-sdk; failures become RetryLater / PermanentError.
+
+    Give it a client that does not retry server errors or dropped connections itself
+    (SEND_POLICY): such a post may have been applied, and only the outbox, which looks
+    for it first, may send it again.
+    """
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+
+    async def find(
+        self, *, channel: str, key: str, thread_ts: str | None, since: float
+    ) -> Posted | None:
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                if thread_ts:
+                    response = await self._client.conversations_replies(
+                        channel=channel,
+                        ts=thread_ts,
+                        include_all_metadata=True,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                    )
+                else:
+                    response = await self._client.conversations_history(
+                        channel=channel,
+                        oldest=f"{since:.6f}",
+                        include_all_metadata=True,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                    )
+            except SlackApiError as exc:
+                raise slack_failure(exc) from None
+            for message in response.get("messages") or []:
+                if carries_key(message, key):
+                    return Posted(channel=channel, ts=str(message["ts"]))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        log.warning(
+            "outbox: %s not among the last %d messages searched", key, HISTORY_PAGES * HISTORY_PAGE
+        )
+        return None
 
     async def post(
         self, *, channel: str, message: Message, thread_ts: str | None, key: str
@@ -251,12 +332,21 @@ class SlackPoster:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
-                # Lets a person find the message of a key when reconciling an interrupted send.
-                metadata={"event_type": "agent_dispatch_notice", "event_payload": {"key": key}},
+                # How the outbox finds the message again after a send of unknown outcome.
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
             )
         except SlackApiError as exc:
             raise slack_failure(exc) from None
         return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
+
+
+def carries_key(message: dict[str, Any], key: str) -> bool:
+    """Whether a message from Slack's history is ours, posted under `key`."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload.get("key") == key
 
 
 def slack_failure(exc: SlackApiError) -> Exception:
@@ -293,6 +383,11 @@ class DryRunPoster:
         digest = int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
         return Posted(channel=channel, ts=f"{digest // 1_000_000}.{digest % 1_000_000:06d}")
 
+    async def find(
+        self, *, channel: str, key: str, thread_ts: str | None, since: float
+    ) -> Posted | None:
+        return None  # the action log records a key once, so recording again is harmless
+
 
 # -- delivering ---------------------------------------------------------------------------
 
@@ -303,6 +398,10 @@ class DeliveryReport:
     retrying: int = 0
     dead: int = 0
 
+
+# The sending client retries only what cannot have been applied (rate limits); a server
+# error or a dropped connection goes back to the outbox, which looks before resending.
+SEND_POLICY = replace(DEFAULT_POLICY, server_error_retries=0, connection_retries=0)
 
 NO_CHANNEL = "no Slack channel: set BOT_SLACK_CHANNEL or slack.channel in the repository's config"
 
@@ -343,9 +442,15 @@ async def _deliver_one(
         log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, NO_CHANNEL)
         return
     try:
-        posted = await poster.post(
-            channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key
-        )
+        posted = None
+        if row.attempts > 1:  # an earlier attempt may have reached Slack
+            posted = await _earlier_post(outbox, poster, item, channel)
+        found = posted is not None
+        if posted is None:
+            crashpoint("slack_post")
+            posted = await poster.post(
+                channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key
+            )
     except RetryLater as exc:
         await outbox.mark_failed(row.id, exc.reason, delay=exc.delay, counted=False)
         report.retrying += 1
@@ -357,34 +462,67 @@ async def _deliver_one(
         log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, exc)
         return
     except Exception as exc:  # an outage, a bad token, a timeout: wait and try again
-        error = str(exc) or type(exc).__name__
-        if row.attempts >= outbox.max_attempts:
-            await outbox.mark_dead(row.id, f"{error} (after {row.attempts} attempts)")
-            report.dead += 1
-            log.error(
-                "outbox: message %d (%s) is dead after %d attempts: %s",
-                row.id,
-                row.key,
-                row.attempts,
-                error,
-            )
-            return
-        delay = backoff_delay(row.attempts, outbox.retry_base_seconds)
-        await outbox.mark_failed(row.id, error, delay=delay)
-        report.retrying += 1
-        log.warning(
-            "outbox: message %d failed (attempt %d): %s; retrying in %.1fs",
-            row.id,
-            row.attempts,
-            error,
-            delay,
-        )
+        await _failed(outbox, row, str(exc) or type(exc).__name__, report)
         return
     await outbox.mark_sent(
         row.id, channel=posted.channel, ts=posted.ts, thread_ts=item.thread_ts or posted.ts
     )
     report.sent += 1
-    log.info("outbox: sent %s %s to %s (ts %s)", row.kind, row.key, posted.channel, posted.ts)
+    log.info(
+        "outbox: %s %s %s to %s (ts %s)",
+        "found in Slack (an earlier attempt got through):" if found else "sent",
+        row.kind,
+        row.key,
+        posted.channel,
+        posted.ts,
+    )
+
+
+async def _earlier_post(
+    outbox: AsyncOutbox, poster: Poster, item: Claimed, channel: str
+) -> Posted | None:
+    """The message as an earlier attempt posted it, if Slack has it."""
+    row = item.row
+    where = channel if CHANNEL_ID.match(channel) else await outbox.known_channel_id(row.channel)
+    if where is None:
+        log.warning(
+            "outbox: cannot look for %s in %s before sending again (give the channel's id, "
+            "not its name, for exactly-once notices)",
+            row.key,
+            channel,
+        )
+        return None
+    return await poster.find(
+        channel=where,
+        key=row.key,
+        thread_ts=item.thread_ts,
+        since=row.created_at - HISTORY_MARGIN_SECONDS,
+    )
+
+
+async def _failed(
+    outbox: AsyncOutbox, row: OutboxMessage, error: str, report: DeliveryReport
+) -> None:
+    waited = time.time() - row.created_at
+    if waited >= outbox.retry_period_seconds:
+        why = (
+            f"{error} (gave up after its retry period: {waited / 3600:.1f} h, "
+            f"{row.attempts} attempts)"
+        )
+        await outbox.mark_dead(row.id, why)
+        report.dead += 1
+        log.error("outbox: message %d (%s) is dead: %s", row.id, row.key, why)
+        return
+    delay = outbox.backoff(row.attempts)
+    await outbox.mark_failed(row.id, error, delay=delay)
+    report.retrying += 1
+    log.warning(
+        "outbox: message %d failed (attempt %d): %s; retrying in %.1fs",
+        row.id,
+        row.attempts,
+        error,
+        delay,
+    )
 
 
 class OutboxSender:
@@ -416,7 +554,7 @@ class OutboxSender:
         outbox: AsyncOutbox,
         actions: AsyncActionLog,
         *,
-        policy: SlackRetryPolicy = DEFAULT_POLICY,
+        policy: SlackRetryPolicy = SEND_POLICY,
         session: aiohttp.ClientSession | None = None,
     ) -> OutboxSender:
         """Real Slack when BOT_SLACK_TOKEN is set, else the dry-run recorder."""

@@ -59,5 +59,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.outbox_oldest_waiting = Gauge(
+            "agent_dispatch_outbox_oldest_pending_seconds",
+            "Age of the oldest Slack notice not yet sent (0 when none waits)",
+            registry=self.registry,
+        )
+        self.outbox_dead = Gauge(
+            "agent_dispatch_outbox_dead",
+            "Slack notices given up on (dead) and not retried",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

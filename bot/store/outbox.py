@@ -208,19 +208,39 @@ class OutboxStore:
         return cur.rowcount == 1
 
     # -- the sender's side --------------------------------------------------------------
-    def mark_interrupted(self, error: str) -> list[int]:
-        """Messages left 'sending' by a dead process become dead with `error` (its `{id}`
-        filled in); their ids."""
+    def requeue_interrupted(self, error: str) -> list[int]:
+        """Messages left 'sending' by a dead process wait again, due now, their attempt kept
+        (the sender looks for them in Slack first); their ids."""
         with transaction(self._conn) as conn:
             ids = [
                 r[0]
                 for r in conn.execute("SELECT id FROM outbox_messages WHERE status = 'sending'")
             ]
             conn.executemany(
-                "UPDATE outbox_messages SET status = 'dead', last_error = ? WHERE id = ?",
-                [(error.format(id=i), i) for i in ids],
+                "UPDATE outbox_messages SET status = 'failed', last_error = ?, not_before = ?"
+                " WHERE id = ?",
+                [(error, time.time(), i) for i in ids],
             )
         return ids
+
+    def known_channel_id(self, requested: str | None) -> str | None:
+        """The channel id Slack answered with when a message was last sent to `requested`."""
+        row = self._conn.execute(
+            "SELECT slack_channel FROM outbox_messages WHERE channel IS ? AND status = 'sent'"
+            " AND slack_channel IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (requested,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def oldest_waiting_age(self, *, now: float | None = None) -> float:
+        """Seconds since the oldest message not yet in Slack (nor dead) was queued; 0 if none."""
+        row = self._conn.execute(
+            "SELECT MIN(created_at) FROM outbox_messages"
+            " WHERE status IN ('pending', 'sending', 'failed')"
+        ).fetchone()
+        if row[0] is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - row[0])
 
     def claim_due(self, *, now: float | None = None, limit: int = 20) -> list[Claimed]:
         """Take due messages for sending (replies only once their parent is in Slack)."""

@@ -99,6 +99,9 @@ async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     counts = await services.inbox.counts()
     services.metrics.queue_depth.set(counts["pending"] + counts["running"] + counts["failed"])
+    oldest_waiting, dead = await services.outbox.health()
+    services.metrics.outbox_oldest_waiting.set(oldest_waiting)
+    services.metrics.outbox_dead.set(dead)
     return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
