@@ -110,6 +110,10 @@ class Dashboard:
         self._installations: TTLCache[str, int | None] = TTLCache(
             maxsize=4096, ttl=ACCESS_CACHE_SECONDS
         )
+        # The filters' choices scan every record: a minute old is fresh enough.
+        self._choices: TTLCache[tuple[str, ...], dict[str, list[str]]] = TTLCache(
+            maxsize=256, ttl=60
+        )
         # SQLite off the event loop: one thread owns the dashboard's connections.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-db")
         self._stores: Stores | None = None
@@ -461,11 +465,14 @@ async def issues_page(request: web.Request, session: Session) -> web.StreamRespo
     page = _int(query.get("page"), 1, high=10**6)
     filters = {k: query.get(k) or None for k in ("verdict", "mode", "hardware", "label")}
 
-    def load(q: DashboardQueries) -> tuple[list[dict[str, Any]], int, dict[str, list[str]]]:
-        rows, total = q.issues(repos, limit=size, offset=(page - 1) * size, **filters)
-        return rows, total, q.filter_choices(visible)
+    def load(q: DashboardQueries) -> tuple[list[dict[str, Any]], int]:
+        return q.issues(repos, limit=size, offset=(page - 1) * size, **filters)
 
-    rows, total, choices = await dashboard.query(load)
+    rows, total = await dashboard.query(load)
+    choices = dashboard._choices.get(tuple(visible))
+    if choices is None:
+        choices = await dashboard.query(lambda q: q.filter_choices(visible))
+        dashboard._choices[tuple(visible)] = choices
     return dashboard.render(
         request,
         "issues.html.j2",
