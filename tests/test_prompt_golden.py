@@ -58,16 +58,12 @@ async def render_case(
     mirror.upsert_issue(issue)
     fetched = await gh.get_tree(case.REPO, "HEAD")
     assert fetched is not None
-    payload = fetched[0]
-    tree = RepoTree.from_api(case.REPO, payload)
-    blobs = {entry["path"]: entry["sha"] for entry in payload["tree"]}
+    tree = RepoTree.from_api(case.REPO, fetched[0])
     config = RepoConfig()
     assessment = assess(issue, MirrorStoreView(mirror), config, None, tree=tree)
     before = len(fake.requests)
     with case.blob_cache(tmp_path / "blobs.sqlite3") as cache:
-        source, pulls = await gather_context(
-            gh, cache, tree, issue, assessment.decision, blobs=blobs
-        )
+        source, pulls = await gather_context(gh, cache, tree, issue, assessment.decision)
     cost = len(fake.requests) - before
     rendered = Renderer().prompt(dataclasses.replace(assessment.prompt, source=source, pulls=pulls))
     return rendered.text, rendered.override_errors, cost

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.github.client import GitHubClient, GitHubFactory
 from bot.github.trees import RepoTree
 from bot.models import Comment, ExistingPR, Issue, TriageDecision
+from bot.store.trees import TreeStore
 from bot.triage.source import (
     MAX_CHARS_TOTAL,
     build_source,
@@ -170,3 +171,31 @@ async def test_without_a_tree_or_a_pull_request_nothing_is_fetched(
     with case.blob_cache(tmp_path / "b.sqlite3") as cache:
         source, pulls = await gather_context(gh, cache, None, issue(case.BODY), decision)
     assert source.excerpts == [] and pulls == [] and fake_github.requests == []
+
+
+async def test_a_push_that_leaves_a_file_unchanged_does_not_refetch_it(
+    fake_github: FakeGitHub, gh: GitHubClient, tmp_path: Path
+) -> None:
+    case.seed(fake_github, "fix")
+    state = fake_github.state.repos[case.REPO]
+    blobs = {path: state.blob_sha(path) or "" for path in FILES}
+    before = RepoTree.from_paths(case.REPO, "1" * 40, FILES, blobs=blobs)
+    # The tree after a push that changed only CONTRIBUTING.md, as the store keeps it.
+    store = TreeStore(tmp_path / "trees.sqlite3")
+    store.put(
+        RepoTree.from_paths(
+            case.REPO, "2" * 40, FILES, blobs=blobs | {"CONTRIBUTING.md": "9" * 40}
+        ).to_row(None)
+    )
+    row = store.get(case.REPO)
+    assert row is not None
+    after = RepoTree.from_row(row)
+    assert after.blobs["pyproject.toml"] == blobs["pyproject.toml"]
+    decision = TriageDecision(repo=case.REPO, number=case.NUMBER, verdict="actionable", score=1)
+    with case.blob_cache(tmp_path / "b.sqlite3") as cache:
+        first, _ = await gather_context(gh, cache, before, issue(case.BODY), decision)
+        fake_github.requests.clear()
+        second, _ = await gather_context(gh, cache, after, issue(case.BODY), decision)
+    assert fake_github.requests == []
+    assert [e.lines for e in second.excerpts] == [e.lines for e in first.excerpts]
+    assert second.excerpts[0].ref.startswith("bitsandbytes/backends/cuda/ops.py@222222222222:")

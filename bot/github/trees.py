@@ -51,31 +51,41 @@ class RepoTree:
     sha: str
     paths: frozenset[str] = field(default_factory=frozenset)
     truncated: bool = False
+    # Path -> git blob sha, when the source listed them: a file a push left unchanged keeps
+    # its blob sha, so the prompt's quoted source is not fetched again (bot/triage/source.py).
+    blobs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, repo: str, payload: Mapping[str, Any]) -> RepoTree:
         """From GET /repos/{owner}/{repo}/git/trees/{sha}?recursive=1."""
         entries = payload.get("tree") or []
-        blobs = (
-            str(entry.get("path") or "")
+        blobs = {
+            str(entry.get("path") or ""): str(entry.get("sha") or "")
             for entry in entries[:MAX_PATHS]
             if isinstance(entry, Mapping) and entry.get("type") == "blob"
-        )
+        }
         return cls.from_paths(
             repo,
             str(payload.get("sha") or ""),
             blobs,
             truncated=bool(payload.get("truncated")) or len(entries) > MAX_PATHS,
+            blobs={path: sha for path, sha in blobs.items() if sha},
         )
 
     @classmethod
     def from_paths(
-        cls, repo: str, sha: str, paths: Iterable[str], *, truncated: bool = False
+        cls,
+        repo: str,
+        sha: str,
+        paths: Iterable[str],
+        *,
+        truncated: bool = False,
+        blobs: Mapping[str, str] | None = None,
     ) -> RepoTree:
         kept = frozenset(
             p for p in (_clean(path) for path in paths) if p and len(p) <= MAX_PATH_CHARS
         )
-        return cls(repo=repo, sha=sha, paths=kept, truncated=truncated)
+        return cls(repo=repo, sha=sha, paths=kept, truncated=truncated, blobs=dict(blobs or {}))
 
     @cached_property
     def dirs(self) -> frozenset[str]:
@@ -183,11 +193,14 @@ class RepoTree:
             truncated=self.truncated,
             stale=False,
             wanted_sha=None,
+            blobs=dict(self.blobs),
         )
 
     @classmethod
     def from_row(cls, row: TreeRow) -> RepoTree:
-        return cls.from_paths(row.repo, row.sha, row.paths, truncated=row.truncated)
+        return cls.from_paths(
+            row.repo, row.sha, row.paths, truncated=row.truncated, blobs=row.blobs
+        )
 
 
 def push_tree_sha(payload: Mapping[str, Any]) -> tuple[str, str] | None:

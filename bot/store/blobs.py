@@ -1,7 +1,7 @@
 """File texts of the default branch, keyed by git blob sha (or tree sha and path).
 
 Both keys name fixed content, so an entry never goes stale: a file whose blob is
-unchanged is never fetched again.
+unchanged is never fetched again. The table is created by migration 3 (bot/store/schema.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,6 @@ from pathlib import Path
 from bot.store.db import connect
 from bot.store.thread import AsyncStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS blob_texts (
-    key TEXT PRIMARY KEY,
-    text TEXT NOT NULL,
-    used_at REAL NOT NULL
-);
-"""
 CHUNK = 500  # keys per query (SQLite's bound-parameter limit is far above)
 MAX_TEXT_CHARS = 1_000_000
 
@@ -27,7 +20,6 @@ MAX_TEXT_CHARS = 1_000_000
 class BlobTexts:
     def __init__(self, db: Path | str, *, autocheckpoint: bool = True) -> None:
         self._conn = connect(db, check_same_thread=False, autocheckpoint=autocheckpoint)
-        self._conn.executescript(SCHEMA)
 
     def close(self) -> None:
         self._conn.close()

@@ -253,6 +253,14 @@ CREATE TABLE IF NOT EXISTS repo_trees (
 );
 """
 
+BLOB_TEXTS = """
+CREATE TABLE IF NOT EXISTS blob_texts (
+    key TEXT PRIMARY KEY,               -- a git blob sha, or "<tree sha>:<path>"
+    text TEXT NOT NULL,
+    used_at REAL NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -261,6 +269,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         RELEASE_AC31AC1,
     ),
     Migration(2, "repo_trees: default-branch trees for code pointers", REPO_TREES),
+    Migration(3, "blob_texts: default-branch file texts the prompt quotes", BLOB_TEXTS),
+    Migration(
+        4,
+        "repo_trees.blobs: blob sha per path, so unchanged files are not fetched again",
+        "ALTER TABLE repo_trees ADD COLUMN blobs TEXT;",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.store.db import connect
@@ -23,6 +23,7 @@ class TreeRow:
     truncated: bool
     stale: bool
     wanted_sha: str | None
+    blobs: dict[str, str] = field(default_factory=dict)  # path -> blob sha (migration 4)
 
 
 class TreeStore:
@@ -34,7 +35,7 @@ class TreeStore:
 
     def get(self, repo: str) -> TreeRow | None:
         row = self._conn.execute(
-            "SELECT repo, sha, etag, paths, truncated, stale, wanted_sha FROM repo_trees"
+            "SELECT repo, sha, etag, paths, truncated, stale, wanted_sha, blobs FROM repo_trees"
             " WHERE repo = ?",
             (repo,),
         ).fetchone()
@@ -48,16 +49,25 @@ class TreeStore:
             truncated=bool(row["truncated"]),
             stale=bool(row["stale"]),
             wanted_sha=row["wanted_sha"],
+            blobs=dict(json.loads(row["blobs"])) if row["blobs"] else {},
         )
 
     def put(self, row: TreeRow) -> None:
         self._conn.execute(
             "INSERT INTO repo_trees (repo, sha, etag, paths, truncated, stale, wanted_sha,"
-            " fetched_at) VALUES (?, ?, ?, ?, ?, 0, NULL, ?) ON CONFLICT (repo) DO UPDATE SET"
-            " sha=excluded.sha, etag=excluded.etag, paths=excluded.paths,"
+            " fetched_at, blobs) VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?) ON CONFLICT (repo) DO"
+            " UPDATE SET sha=excluded.sha, etag=excluded.etag, paths=excluded.paths,"
             " truncated=excluded.truncated, stale=0, wanted_sha=NULL,"
-            " fetched_at=excluded.fetched_at",
-            (row.repo, row.sha, row.etag, json.dumps(row.paths), int(row.truncated), time.time()),
+            " fetched_at=excluded.fetched_at, blobs=excluded.blobs",
+            (
+                row.repo,
+                row.sha,
+                row.etag,
+                json.dumps(row.paths),
+                int(row.truncated),
+                time.time(),
+                json.dumps(row.blobs) if row.blobs else None,
+            ),
         )
 
     def mark_stale(self, repo: str, wanted_sha: str | None) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -415,9 +415,9 @@ class BlobCache(Protocol):
     async def put(self, keys: Sequence[str], text: str) -> None: ...
 
 
-def cache_key(tree: RepoTree, path: str, blobs: Mapping[str, str]) -> str:
+def cache_key(tree: RepoTree, path: str) -> str:
     """A blob's sha when the tree lists it (content-addressed); else the tree sha and path."""
-    return blobs.get(path) or f"{tree.sha}:{path}"
+    return tree.blobs.get(path) or f"{tree.sha}:{path}"
 
 
 async def fetch_source(
@@ -425,19 +425,16 @@ async def fetch_source(
     cache: BlobCache,
     tree: RepoTree,
     plan: SourcePlan,
-    *,
-    blobs: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Texts of the planned files (path -> text), from the cache or the contents API.
 
-    `blobs` maps paths to blob shas when the tree lists them: a file unchanged by a push
-    keeps its blob sha and is not fetched again. Returns (texts, failures); a failure
+    When the tree lists blob shas, a file a push left unchanged keeps its blob sha and is
+    not fetched again. Returns (texts, failures); a failure
     names the file and why, and the prompt shows it.
     """
-    blobs = blobs or {}
-    keys = {path: cache_key(tree, path, blobs) for path in plan.wanted()}
+    keys = {path: cache_key(tree, path) for path in plan.wanted()}
     # Test files read before are scanned for imports of the pointed modules (no request).
-    tests = {p: cache_key(tree, p, blobs) for p in tree.paths if _is_test(p) and p.endswith(".py")}
+    tests = {p: cache_key(tree, p) for p in tree.paths if _is_test(p) and p.endswith(".py")}
     cached = await cache.get_many([*keys.values(), *tests.values()])
     texts = {path: cached[key] for path, key in (keys | tests).items() if key in cached}
     failures: dict[str, str] = {}
@@ -475,8 +472,6 @@ async def gather_context(
     tree: RepoTree | None,
     issue: Issue,
     decision: TriageDecision,
-    *,
-    blobs: Mapping[str, str] | None = None,
 ) -> tuple[SourceContext, list[PullContext]]:
     """The I/O before rendering: quoted source (when the tree is known) and the PR's files.
 
@@ -507,7 +502,7 @@ async def gather_context(
         if tree is None:
             return SourceContext()
         plan = plan_source(issue, tree)
-        texts, failures = await fetch_source(gh, cache, tree, plan, blobs=blobs)
+        texts, failures = await fetch_source(gh, cache, tree, plan)
         return build_source(plan, texts, failures)
 
     quoted, pulls = await asyncio.gather(source(), pull_files())
