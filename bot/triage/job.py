@@ -110,8 +110,9 @@ class TriageJob:
             source, pulls = await gather_context(
                 gh, services.blobs, tree, assessment.issue, decision
             )
-            rendered = services.renderer.prompt(
-                dataclasses.replace(assessment.prompt, source=source, pulls=pulls)
+            rendered = await asyncio.to_thread(  # CPU work on untrusted text: off the loop
+                services.renderer.prompt,
+                dataclasses.replace(assessment.prompt, source=source, pulls=pulls),
             )
             artifact = await services.artifacts.put(repo, number, rendered.text)
             expires = artifact.created_at + services.settings.artifact_link_ttl_seconds

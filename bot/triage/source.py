@@ -501,9 +501,10 @@ async def gather_context(
     async def source() -> SourceContext:
         if tree is None:
             return SourceContext()
-        plan = plan_source(issue, tree)
+        # Parsing issue text and quoting files is CPU work: off the event loop.
+        plan = await asyncio.to_thread(plan_source, issue, tree)
         texts, failures = await fetch_source(gh, cache, tree, plan)
-        return build_source(plan, texts, failures)
+        return await asyncio.to_thread(build_source, plan, texts, failures)
 
     quoted, pulls = await asyncio.gather(source(), pull_files())
     return quoted, pulls
