@@ -121,9 +121,16 @@ def test_sdist_and_wheel_carry_the_templates_and_the_manifest(dist: Path) -> Non
     (wheel,) = dist.glob("*.whl")
     (sdist,) = dist.glob("*.tar.gz")
     names = set(zipfile.ZipFile(wheel).namelist())
-    packages = {str(init.parent.relative_to(ROOT)) for init in (ROOT / "bot").rglob("__init__.py")}
-    for package in packages:
-        assert f"{package}/__init__.py" in names, f"{package} is missing: add it to pyproject"
+    sources = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "bot").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    missing = sources - names
+    assert not missing, (
+        f"not in the wheel: {sorted(missing)}: add the package to [tool.setuptools] packages "
+        "(and data files to package-data) in pyproject.toml"
+    )
     templates = {p.relative_to(ROOT / "prompts") for p in (ROOT / "prompts").rglob("*.j2")}
     assert {f"bot/templates/{t}" for t in templates} <= names
     assert "bot/manifest/app.yml" in names
