@@ -11,7 +11,9 @@ import os
 import random
 import signal
 
-POINTS = ("github_write", "slack_post", "group_commit")
+# Just before / just after a GitHub write or a Slack post (its answer not yet recorded),
+# and between the rows of an intake group commit.
+POINTS = ("github_write", "github_written", "slack_post", "slack_posted", "group_commit")
 
 
 def _parse(spec: str) -> dict[str, float]:

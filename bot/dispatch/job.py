@@ -231,10 +231,15 @@ class Dispatcher:
             )
             return None
         if not started.created:
+            # A redelivery, or a retry after a crash between planning and announcing: the
+            # announcement is idempotent (keyed notices, upserted comments), so it is made
+            # again and whatever the first attempt did not get to happens now, once.
             self._log.info(
-                "dispatch %s already handled (run %d): nothing sent again", key, started.run.id
+                "dispatch %s already planned (run %d): announcing it again is a no-op for "
+                "what was already sent",
+                key,
+                started.run.id,
             )
-            return started
         await self._announce(gh, repo, started, titles, loaded, requester, origin, skipped)
         return started
 

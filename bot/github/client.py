@@ -132,6 +132,8 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
                 crashpoint("github_write")
             try:
                 status, response_headers, data = await self._send(method, url, headers, body)
+                if method != "GET":
+                    crashpoint("github_written")
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self._on_attempt(method, "error")
                 failures += 1

@@ -451,6 +451,7 @@ async def _deliver_one(
             posted = await poster.post(
                 channel=channel, message=row.message, thread_ts=item.thread_ts, key=row.key
             )
+            crashpoint("slack_posted")
     except RetryLater as exc:
         await outbox.mark_failed(row.id, exc.reason, delay=exc.delay, counted=False)
         report.retrying += 1
