@@ -121,6 +121,11 @@ class PromptConfig(_Section):
 
 class SlackConfig(_Section):
     channel: str | None = None
+    # A digest of the top dispatch candidates (bot/dashboard/digest.py): off by default.
+    digest: Literal["off", "daily", "weekly"] = "off"
+    digest_size: int = Field(default=5, ge=1, le=20)
+    # The UTC hour from which the period's digest goes out (weekly: on Monday).
+    digest_hour: int = Field(default=9, ge=0, le=23)
 
 
 class RepoConfig(_Section):

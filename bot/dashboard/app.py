@@ -16,6 +16,7 @@ the handler ignores the App's own labels.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -48,6 +49,7 @@ from bot.dashboard.auth import (
     SignInError,
 )
 from bot.dashboard.candidates import rank
+from bot.dashboard.digest import DigestScheduler
 from bot.delivery.context import Services
 from bot.delivery.inbox import describe
 from bot.dispatch.job import Requester, may_dispatch
@@ -122,7 +124,7 @@ class Dashboard:
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        self._stores = await self._run(self._open_stores)
+        self._stores = await self.run(self._open_stores)
         self._session = aiohttp.ClientSession()
 
     def _open_stores(self) -> Stores:
@@ -139,10 +141,10 @@ class Dashboard:
             await self._session.close()
         if self._stores is not None:
             stores = self._stores
-            await self._run(lambda: [store.close() for store in stores])
+            await self.run(lambda: [store.close() for store in stores])
         self._thread.shutdown(wait=True)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     @property
@@ -152,13 +154,13 @@ class Dashboard:
 
     async def query(self, fn: Callable[[DashboardQueries], T]) -> T:
         queries = self.stores.queries
-        return await self._run(lambda: fn(queries))
+        return await self.run(lambda: fn(queries))
 
     # -- who may see and do what ------------------------------------------------------
     def is_operator(self, login: str) -> bool:
         return login.lower() in self.settings.operator_logins
 
-    async def _installation_client(self, repo: str) -> GitHubClient | None:
+    async def installation_client(self, repo: str) -> GitHubClient | None:
         if repo not in self._installations:
             try:
                 found = await self.services.github.app_client().get_repo_installation(repo)
@@ -174,7 +176,7 @@ class Dashboard:
         if self.settings.dry_run:
             # No App to ask: only operators see anything, and they see everything.
             return "admin" if self.is_operator(login) else "none"
-        gh = await self._installation_client(repo)
+        gh = await self.installation_client(repo)
         return "none" if gh is None else await gh.get_permission(repo, login)
 
     async def visible_repos(self, login: str) -> list[str]:
@@ -186,7 +188,7 @@ class Dashboard:
         if key not in self._dispatchers:
             allowed = False
             if not self.settings.dry_run:
-                gh = await self._installation_client(repo)
+                gh = await self.installation_client(repo)
                 if gh is not None:
                     config = (await self.services.configs.load(gh, repo)).config
                     allowed, _ = await may_dispatch(gh, repo, Requester(login=login), config)
@@ -426,7 +428,7 @@ async def dispatch(request: web.Request, session: Session) -> web.StreamResponse
         raise web.HTTPNotFound(text="no such issue, or you may not read it")
     if not await dashboard.may_dispatch(session.login, repo):
         raise web.HTTPForbidden(text=f"you may not dispatch issues of {repo}")
-    gh = await dashboard._installation_client(repo)
+    gh = await dashboard.installation_client(repo)
     if gh is None:
         raise web.HTTPNotFound(text="the App is not installed on this repository")
     label = (await dashboard.services.configs.load(gh, repo)).config.labels.dispatch
@@ -506,7 +508,7 @@ async def issue_page(request: web.Request, session: Session) -> web.StreamRespon
     def texts() -> dict[int, str]:
         return {v: artifacts.get(repo, number, v) or "" for v in versions}
 
-    prompts = await dashboard._run(texts)
+    prompts = await dashboard.run(texts)
     diff = (
         views.prompt_diff(
             prompts[old], prompts[new], old_name=f"version {old}", new_name=f"version {new}"
@@ -561,7 +563,7 @@ async def _operator_list(
     dashboard = _dashboard(request)
     status = request.query.get("status") or None
     chosen = status if status in statuses else None
-    rows = await dashboard._run(lambda: load(status=chosen, limit=100))
+    rows = await dashboard.run(lambda: load(status=chosen, limit=100))
     return dashboard.render(
         request,
         template,
@@ -584,7 +586,7 @@ async def replay(request: web.Request, session: Session) -> web.StreamResponse:
     form = await _form(request, session)
     delivery_id = form.get("id", "")
     inbox = dashboard.stores.inbox
-    if not await dashboard._run(lambda: inbox.replay(delivery_id)):
+    if not await dashboard.run(lambda: inbox.replay(delivery_id)):
         raise web.HTTPConflict(text="no such delivery, or it is running right now")
     dashboard.services.inbox.new_work.set()
     log.info("dashboard: %s replayed delivery %s", session.login, delivery_id)
@@ -607,7 +609,7 @@ async def retry(request: web.Request, session: Session) -> web.StreamResponse:
     form = await _form(request, session)
     message_id = _int(form.get("id"), 0, low=0, high=2**62)
     outbox = dashboard.stores.outbox
-    if not await dashboard._run(lambda: outbox.retry(message_id)):
+    if not await dashboard.run(lambda: outbox.retry(message_id)):
         raise web.HTTPConflict(text="no such message, or it was already sent")
     dashboard.services.sender.wake()
     log.info("dashboard: %s retried outbox message %d", session.login, message_id)
@@ -641,10 +643,17 @@ def add_dashboard(app: web.Application, services: Services) -> None:
 
     async def lifecycle(_: web.Application) -> Any:
         await dashboard.start()
+        digests = asyncio.get_running_loop().create_task(
+            DigestScheduler(dashboard).run(), name="candidates-digest"
+        )
         yield
+        digests.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await digests
         await dashboard.stop()
 
     ui.cleanup_ctx.append(lifecycle)
+    app[DASHBOARD] = dashboard  # for tests and benches
     app.router.add_get(PREFIX, _to_dashboard)
     app.add_subapp(PREFIX, ui)
 

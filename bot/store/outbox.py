@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["pending", "sending", "sent", "failed", "dead"]
 STATUSES: tuple[Status, ...] = ("pending", "sending", "sent", "failed", "dead")
-Kind = Literal["dispatch", "batch_plan", "reply"]
+Kind = Literal["dispatch", "batch_plan", "reply", "digest"]
 Message = dict[str, Any]  # {"text": ..., "blocks": [...]}
 
 
