@@ -57,6 +57,7 @@ def main() -> int:
         result = asyncio.run(run(plan, workdir, log=lambda text: print(f"  {text}", flush=True)))
     rows = [
         ("kills (SIGKILL)", f"{result.kills} ({result.targeted_kills} at crash points)"),
+        ("crash points hit", ", ".join(f"{k} {v}" for k, v in sorted(result.kills_at.items()))),
         ("GitHub 5xx / applied-then-502", f"{plan.server_errors:.0%} / {plan.applied:.0%}"),
         ("Slack outage", f"{plan.slack_outage:.0f} s"),
         ("deliveries sent (well-formed + malformed)", f"{args.deliveries} + {args.malformed}"),

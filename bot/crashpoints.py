@@ -32,4 +32,5 @@ def crashpoint(name: str) -> None:
     """Die here (SIGKILL, no clean-up) when the environment asks for it."""
     chance = _ODDS.get(name)
     if chance is not None and random.random() < chance:
+        os.write(2, f"crashpoint {name}: SIGKILL\n".encode())  # for the chaos report
         os.kill(os.getpid(), signal.SIGKILL)

@@ -44,7 +44,8 @@ from bot.triage.render import COMMENT_MARKER_PREFIX
 from bot.web.intake import signature_for
 from tests.fakegithub import FakeGitHub
 from tests.fakeslack import FakeSlack
-from tests.service_fixtures import example, real_issue, seed
+from tests.service_fixtures import example, seed
+from tests.shared_data import data_file
 
 REPO = "huggingface/peft"  # the seeded issue's own repository (its package paths)
 MAINTAINER = "maint"
@@ -80,6 +81,7 @@ class Result:
     dead_good: int = 0
     kills: int = 0
     targeted_kills: int = 0
+    kills_at: Counter[str] = field(default_factory=Counter)
     acknowledged: int = 0
     refused: int = 0
     comments: int = 0
@@ -104,6 +106,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _real_issues() -> list[dict[str, Any]]:
+    """Distinct real issues (so triage sees no duplicates), the actionable #436 first."""
+    export = json.loads(data_file("peft.export.json").read_text())
+    issues = [
+        i
+        for i in export["open_issues"] + export["closed_issues"]
+        if i["body"] and len(i["body"]) > 400
+    ]
+    issues.sort(key=lambda i: i["number"] != 436)
+    return issues * 4
 
 
 def _payload(name: str, number: int, **changes: Any) -> dict[str, Any]:
@@ -146,7 +160,8 @@ def _stream(plan: Plan, rng: random.Random) -> tuple[list[_Delivery], set[int], 
         payload["comment"].update({"id": comment_id, "body": text})
         payload["comment"]["user"] = {"login": MAINTAINER, "type": "User", "id": 7}
         add("issue_comment", _by(payload, MAINTAINER))
-    while len(out) < plan.deliveries:  # edits and comments that re-triage
+    prs = len(by_label) + len(commands)
+    while len(out) < plan.deliveries - prs:  # edits and comments that re-triage
         n = rng.choice(numbers)
         if rng.random() < 0.5:
             add("issues", _by(_payload("issues.edited", n), "octocat"))
@@ -155,6 +170,18 @@ def _stream(plan: Plan, rng: random.Random) -> tuple[list[_Delivery], set[int], 
             payload = _payload("issue_comment.created", n)
             payload["comment"].update({"id": comment_id, "body": "Same here on 0.14."})
             add("issue_comment", _by(payload, "octocat"))
+    for n in sorted(by_label) + [
+        g[0] for g in commands
+    ]:  # last, an agent's PR each: a thread reply
+        pull = copy.deepcopy(example("pull_request.opened"))
+        pull["repository"]["full_name"] = REPO
+        pull["installation"] = {"id": 1}
+        pull["number"] = 1000 + n
+        pull["pull_request"].update(
+            {"number": 1000 + n, "title": f"Fix #{n}", "body": f"Fixes #{n}", "state": "open"}
+        )
+        pull["sender"] = {"login": "agent-bot", "type": "Bot", "id": 9}
+        add("pull_request", pull)
     return out, by_label, commands
 
 
@@ -260,11 +287,11 @@ async def run(plan: Plan, workdir: Path, *, log: Any = None) -> Result:
     order = [next(in_order) if d.good else d for d in shuffled]
 
     with FakeGitHub() as github, FakeSlack() as slack:
-        raw = real_issue("peft.export.json", 436)
         github.add_repo(REPO)
-        for n in range(1, plan.issues + 1):
-            seed(github, raw | {"number": n}, repo=REPO)
+        for n, raw in zip(range(1, plan.issues + 1), _real_issues(), strict=False):
+            seed(github, raw | {"number": n, "state": "open"}, repo=REPO)
         github.set_permission(REPO, MAINTAINER, "maintain")
+        github.set_permission(REPO, "Codertocat", "write")  # the agent's PRs' author
         github.set_file(REPO, ".github/agent-dispatch.yml", CONFIG)
         port = _free_port()
         env = {
@@ -390,6 +417,9 @@ async def run(plan: Plan, workdir: Path, *, log: Any = None) -> Result:
             outage_task.cancel()
             service.stop()
 
+        for line in (workdir / "serve.log").read_text(errors="replace").splitlines():
+            if line.startswith("crashpoint "):
+                result.kills_at[line.split()[1].rstrip(":")] += 1
         _check(
             result, workdir / "bot.sqlite3", github, slack, good, acknowledged, by_label, commands
         )
