@@ -39,6 +39,7 @@ class WorkerPool:
         self._router = router
         self._count = count
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -46,12 +47,15 @@ class WorkerPool:
 
     async def start(self) -> None:
         await self._services.inbox.recover()
+        self._stopping = False
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._work(), name=f"worker-{i}") for i in range(self._count)
         ]
 
     async def stop(self) -> None:
+        """Cancel the workers; the flag also ends a worker whose cancellation got lost."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -61,7 +65,7 @@ class WorkerPool:
 
     async def _work(self) -> None:
         inbox = self._services.inbox
-        while True:
+        while not self._stopping:
             await self._defer_to_intake()
             inbox.new_work.clear()
             try:
@@ -95,8 +99,11 @@ class WorkerPool:
         inbox = self._services.inbox
         wait = await inbox.next_ready_in()
         timeout = IDLE_POLL_SECONDS if wait is None else min(IDLE_POLL_SECONDS, wait)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the event fires, and stop() would then wait forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(inbox.new_work.wait(), timeout=max(timeout, 0.01))
+            async with asyncio.timeout(max(timeout, 0.01)):
+                await inbox.new_work.wait()
 
     async def process(self, deliveries: list[Delivery]) -> None:
         """Route one claimed batch, run its deferred jobs, and settle each delivery on its own.
