@@ -1,8 +1,6 @@
 """`python -m bot`: the same command line as `agent-dispatch`."""
 
-import sys
-
-from bot.cli.main import main
+from bot.cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

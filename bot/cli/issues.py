@@ -7,12 +7,11 @@ DESIGN.md (list/search/top/related: a list of objects; show: one issue object).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
-from bot.cli.output import emit, emit_json
+from bot.cli.output import UsageError, emit, emit_json
 from bot.mirror.formats import ImportFormatError
 from bot.mirror.importer import import_file
 from bot.mirror.prs import find_existing_prs
@@ -21,10 +20,6 @@ from bot.models import ExistingPR, Issue, RelatedIssue
 from bot.store.mirror import MirrorStore
 
 EXCERPT_CHARS = 300
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for; printed on stderr, exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,23 +95,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _db_path(args: argparse.Namespace) -> Path:
     """--db, else BOT_DB, else the default (Settings resolves the last two)."""
+    if getattr(args, "db", None) is not None:
+        return Path(args.db)
     from bot.config.settings import Settings
 
-    return Path(args.db) if getattr(args, "db", None) is not None else Settings().db
+    return Settings().db
 
 
-def _guarded(run: Any) -> Any:
+def _with_store(run: Any, *, fills: bool = False) -> Any:
+    """Run a command with the mirror open. A command that reads an empty mirror is a
+    mistake to name (with the way to fill it), not "no issues match"."""
+
     def wrapper(args: argparse.Namespace) -> int:
         store = MirrorStore(_db_path(args))
         try:
+            if not fills and not store.repos():
+                raise UsageError(
+                    f"the mirror in {_db_path(args)} holds no issues: fill it with "
+                    "`agent-dispatch issues import FILE` or `agent-dispatch sync OWNER/NAME`"
+                )
             return int(run(store, args))
-        except UsageError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            return 2
         finally:
             store.close()
 
     return wrapper
+
+
+def _guarded(run: Any) -> Any:
+    return _with_store(run)
+
+
+def _any_mirror(run: Any) -> Any:
+    return _with_store(run, fills=True)
 
 
 def _repo_for_issue(store: MirrorStore, repo: str | None, number: int) -> str:
@@ -205,7 +215,7 @@ def _print_issues(
                 emit(f"      {excerpt}")
 
 
-@_guarded
+@_any_mirror
 def _import(store: MirrorStore, args: argparse.Namespace) -> int:
     try:
         count = import_file(store, args.file)
@@ -349,7 +359,7 @@ def _show(store: MirrorStore, args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@_any_mirror
 def _stats(store: MirrorStore, args: argparse.Namespace) -> int:
     stats = store.stats(args.repo)
     if args.json:
@@ -424,8 +434,10 @@ async def _run_sync(store: MirrorStore, args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@_any_mirror
 def _sync(store: MirrorStore, args: argparse.Namespace) -> int:
     if "/" not in args.repo:
-        raise UsageError("sync takes OWNER/NAME")
+        raise UsageError(f"sync takes OWNER/NAME (e.g. huggingface/peft), not {args.repo!r}")
+    import asyncio
+
     return asyncio.run(_run_sync(store, args))

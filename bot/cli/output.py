@@ -13,3 +13,7 @@ def emit(text: str) -> None:
 
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: one line on stderr, exit status 2."""
