@@ -17,6 +17,7 @@ from bot.dispatch.planner import RunItem
 from bot.models import ExistingPR, Signal, TriageDecision
 from bot.store.artifacts import ArtifactRef
 from bot.triage.engine import CLOSE_GATES, DESIGN_GATES, INFO_GATES
+from bot.triage.signals import python_paths
 from bot.triage.text import clip
 
 # How a PR was found, in words a maintainer reads.
@@ -150,7 +151,6 @@ GATES = {
 MAX_REASONS = 3
 QUOTE_CHARS = 100
 _WHERE = re.compile(r"^(?:title|body|labels|author|comment by @[\w.-]{0,60}):\s?")
-_PY_PATH = re.compile(r"[\w./-]{0,200}\.py\b")
 
 
 def _quote(signal: Signal) -> str:
@@ -164,10 +164,10 @@ def _repo_path(evidence: str) -> str:
     With the tree the evidence already is the repository's path; without it, what follows
     an installed copy (site-packages/) or a checkout (the last src/) is shown.
     """
-    paths = _PY_PATH.findall(evidence)
-    if not paths:
+    spans = python_paths(evidence)
+    if not spans:
         return ""
-    path = paths[0]
+    path = evidence[spans[0][0] : spans[0][1]]
     for marker in ("site-packages/", "dist-packages/", "/src/"):
         cut = path.rfind(marker)
         if cut != -1:
