@@ -158,7 +158,9 @@ def test_quotes_start_and_end_at_word_or_line_boundaries(text: str, data: st.Dat
     if not words:
         return
     tokens = text.split()
-    assert words[0] in tokens  # a whole word of the text, not the tail of one
+    # A whole word of the text, not the tail of one ("a..." in the text itself loses its
+    # dots to removesuffix, so a word that starts a token is enough).
+    assert any(token.startswith(words[0]) for token in tokens)
     if not quote.endswith("..."):
         assert words[-1] in tokens  # and it ends with a whole word
 
