@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.issues import shared_groups
 from bot.cli.main import main
 from bot.models import Comment, Issue, TimelineEvent
 from bot.store.mirror import MirrorStore
@@ -158,3 +159,67 @@ def test_sync_command_against_fake_github(fake_github, tmp_path: Path, capsys, m
     assert cli(db, "sync", REPO) == 0
     assert "synced 1 issues" in capsys.readouterr().out
     assert MirrorStore(db).get_issue(REPO, 1).title == "From GitHub"  # type: ignore[union-attr]
+
+
+def test_a_cut_listing_says_how_many_matched(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(db, "issues", "list", "--repo", REPO, "--limit", "1") == 0
+    assert "showing 1 of 3 (use --limit N or --all)" in capsys.readouterr().out
+    assert cli(db, "issues", "list", "--repo", REPO, "--limit", "1", "--all") == 0
+    out = capsys.readouterr().out
+    assert "showing" not in out and all(f"#{n} " in out for n in (1, 2, 3))
+    assert cli(db, "issues", "list", "--repo", REPO, "--limit", "1", "--json") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1  # JSON stays a plain list
+    assert cli(db, "issues", "search", "out of memory", "--repo", REPO, "--limit", "1") == 0
+    assert "more match (use --limit N or --all)" in capsys.readouterr().out
+
+
+def test_labels_match_in_any_case(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(db, "issues", "list", "--repo", REPO, "--label", "BUG", "--json") == 0
+    assert [i["number"] for i in json.loads(capsys.readouterr().out)] == [2, 1]
+
+
+def test_verbose_and_brief_mean_the_same_everywhere(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["list"], ["top"], ["search", "CUDA"], ["related", "1"]):
+        assert cli(db, "issues", *argv, "--repo", REPO, "--brief") == 0
+        brief = capsys.readouterr().out
+        assert cli(db, "issues", *argv, "--repo", REPO, "-v") == 0
+        verbose = capsys.readouterr().out
+        assert len(verbose.splitlines()) > len(brief.splitlines()), argv
+        with pytest.raises(SystemExit):
+            cli(db, "issues", *argv, "--repo", REPO, "-v", "--brief")
+        capsys.readouterr()
+
+
+def test_stats_counts_pull_requests_linked_from_issues(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(db, "issues", "stats", "--repo", REPO) == 0
+    assert "pull requests linked from issues: 1 (1 open)" in capsys.readouterr().out
+    assert cli(db, "issues", "stats", "--repo", REPO, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["pull_requests_linked"] == {"open": 1}
+
+
+@pytest.mark.parametrize(
+    ("related", "groups"),
+    [
+        ({1: {7}, 2: {7, 8}, 3: {9}}, [([1, 2], [7])]),  # share #7
+        ({1: {2}, 2: set(), 3: set()}, [([1, 2], [])]),  # one lists the other
+        ({1: {7}, 2: {8}, 3: {7, 8}}, [([1, 2, 3], [7, 8])]),  # joined through #3
+        ({1: {5}, 2: {6}}, []),  # nothing in common
+        ({1: set()}, []),
+    ],
+)
+def test_batch_related_groups_issues_that_share_related_ones(
+    related: dict[int, set[int]], groups: list[tuple[list[int], list[int]]]
+) -> None:
+    assert shared_groups(related) == groups
+
+
+def test_batch_related_prints_the_groups(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(db, "issues", "batch-related", "1", "2", "3", "--repo", REPO) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("together: #1, #2")
+    assert cli(db, "issues", "batch-related", "1", "2", "3", "--repo", REPO, "--json") == 0
+    assert [b["group"] for b in json.loads(capsys.readouterr().out)] == [1, 1, None]

@@ -20,11 +20,20 @@ from bot.models import ExistingPR, Issue, RelatedIssue
 from bot.store.mirror import MirrorStore
 
 EXCERPT_CHARS = 300
+VERBOSE_HELP = "a detail line per result: author, last update, URL (and a body excerpt)"
+BRIEF_HELP = "number and title only"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     issues = subparsers.add_parser("issues", help="query the local issue mirror")
     commands = issues.add_subparsers(dest="issues_command", required=True)
+
+    def detail(parser: argparse.ArgumentParser, *, limit: int) -> None:
+        """The same --limit, -v and --brief on every command that lists issues."""
+        parser.add_argument("--limit", type=int, default=limit, help=f"at most N (default {limit})")
+        amount = parser.add_mutually_exclusive_group()
+        amount.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+        amount.add_argument("--brief", action="store_true", help=BRIEF_HELP)
 
     def command(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
@@ -39,12 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser: argparse.ArgumentParser, *, sort: bool = True, state: str | None = None
     ) -> None:
         parser.add_argument("--state", choices=("open", "closed"), default=state)
-        parser.add_argument("--label", help="only issues with this label")
-        parser.add_argument("--limit", type=int, default=30)
-        parser.add_argument(
-            "-v", "--verbose", action="store_true", help="labels, author, body excerpt"
-        )
-        parser.add_argument("--brief", action="store_true", help="number and title only")
+        parser.add_argument("--label", help="only issues with this label (any case)")
+        detail(parser, limit=30)
+        parser.add_argument("--all", action="store_true", help="every match (no --limit)")
         if sort:
             parser.add_argument(
                 "--unlabeled", action="store_true", help="only issues without labels"
@@ -73,16 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     for name, nargs, help_text in (
         ("related", None, "issues related to issue NUMBER (--state closed finds prior fixes)"),
-        ("batch-related", "+", "related issues for several issues"),
+        ("batch-related", "+", "group issues that share related issues, then each one's"),
     ):
         parser = command(name, help_text, _related if nargs is None else _batch_related)
         parser.add_argument("number" if nargs is None else "numbers", type=int, nargs=nargs)
         parser.add_argument("--state", choices=("open", "closed"))
-        parser.add_argument("--limit", type=int, default=10)
-        parser.add_argument(
-            "-v", "--verbose", action="store_true", help="show the URL of each result"
-        )
-        parser.add_argument("--brief", action="store_true", help="number and title only")
+        detail(parser, limit=10)
         parser.add_argument("--title-only", action="store_true", help="compare titles only")
 
     command("stats", "what the mirror holds", _stats)
@@ -228,26 +230,35 @@ def _import(store: MirrorStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit(args: argparse.Namespace) -> int | None:
+    return None if args.all else args.limit
+
+
+def _say_if_cut(args: argparse.Namespace, shown: int, total: int | None) -> None:
+    """Never cut a listing silently: name how many matched and how to see the rest."""
+    if args.json or args.all or shown >= (total or 0) and total is not None:
+        return
+    if total is None:
+        emit(f"showing the first {shown}; more match (use --limit N or --all)")
+    elif shown < total:
+        emit(f"showing {shown} of {total} (use --limit N or --all)")
+
+
 @_guarded
 def _list(store: MirrorStore, args: argparse.Namespace) -> int:
-    issues = store.list_issues(
-        args.repo,
-        state=args.state,
-        label=args.label,
-        unlabeled=args.unlabeled,
-        sort=args.sort,
-        limit=args.limit,
-    )
+    filters = {"state": args.state, "label": args.label, "unlabeled": args.unlabeled}
+    issues = store.list_issues(args.repo, sort=args.sort, limit=_limit(args), **filters)
     _print_issues(store, issues, args)
+    _say_if_cut(args, len(issues), store.count_issues(args.repo, **filters))
     return 0
 
 
 @_guarded
 def _top(store: MirrorStore, args: argparse.Namespace) -> int:
-    issues = store.list_issues(
-        args.repo, state=args.state, label=args.label, sort="priority", limit=args.limit
-    )
+    filters = {"state": args.state, "label": args.label}
+    issues = store.list_issues(args.repo, sort="priority", limit=_limit(args), **filters)
     _print_issues(store, issues, args)
+    _say_if_cut(args, len(issues), store.count_issues(args.repo, **filters))
     return 0
 
 
@@ -259,11 +270,15 @@ def _search(store: MirrorStore, args: argparse.Namespace) -> int:
         repo=args.repo,
         state=args.state,
         label=args.label,
-        limit=args.limit,
+        limit=1_000_000 if args.all else args.limit + 1,
         title_only=args.title_only,
     )
+    more = not args.all and len(hits) > args.limit
+    hits = hits if args.all else hits[: args.limit]
     issues = store.get_issues([rowid for rowid, _ in hits])
     _print_issues(store, issues, args, scores=[score for _, score in hits])
+    if more:
+        _say_if_cut(args, len(hits), None)
     return 0
 
 
@@ -276,8 +291,8 @@ def _print_related(issue: Issue, related: list[RelatedIssue], args: argparse.Nam
             continue
         emit(f"  #{r.number:<6} {r.state:<6} {r.score:6.2f}  {r.title}")
         emit(f"         matched: {', '.join(r.matched) or '-'}")
-        if args.verbose and r.url:
-            emit(f"         {r.url}")
+        if args.verbose:
+            emit(f"         {r.url or '(no URL)'}")
 
 
 def _related_for(
@@ -304,22 +319,72 @@ def _related(store: MirrorStore, args: argparse.Namespace) -> int:
 @_guarded
 def _batch_related(store: MirrorStore, args: argparse.Namespace) -> int:
     results = [_related_for(store, args, number) for number in args.numbers]
+    groups = shared_groups(
+        {issue.number: {r.number for r in related} for issue, related in results}
+    )
+    group_of = {n: i for i, (members, _) in enumerate(groups, 1) for n in members}
     if args.json:
         emit_json(
             [
                 {
                     "number": issue.number,
                     "title": issue.title,
+                    "group": group_of.get(issue.number),
                     "related": [r.model_dump(mode="json") for r in related],
                 }
                 for issue, related in results
             ]
         )
         return 0
+    titles = {issue.number: issue.title for issue, _ in results}
+    for members, shared in groups:
+        emit(
+            f"together: {', '.join(f'#{n}' for n in members)}"
+            f" (shared: {', '.join(f'#{n}' for n in shared) or 'each other'})"
+        )
+        for n in members:
+            emit(f"  #{n} {titles[n]}")
+    if groups:
+        emit("")
     for issue, related in results:
         emit(f"#{issue.number} {issue.title}")
         _print_related(issue, related, args)
     return 0
+
+
+def shared_groups(related: dict[int, set[int]]) -> list[tuple[list[int], list[int]]]:
+    """Issues that belong together: two are joined when one lists the other as related or
+    both list a common issue (transitively). Each group with two or more members, as
+    (members, the related issues more than one member lists), in first-seen order."""
+    parent = {n: n for n in related}
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    first_lister: dict[int, int] = {}
+    for number, others in related.items():
+        for other in sorted(others):
+            if other in parent:
+                parent[root(other)] = root(number)
+            if other in first_lister:
+                parent[root(first_lister[other])] = root(number)
+            first_lister.setdefault(other, number)
+    members: dict[int, list[int]] = {}
+    for number in related:
+        members.setdefault(root(number), []).append(number)
+    groups = []
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        counts: dict[int, int] = {}
+        for number in group:
+            for other in related[number] - set(group):
+                counts[other] = counts.get(other, 0) + 1
+        groups.append((group, sorted(n for n, c in counts.items() if c > 1)))
+    return groups
 
 
 @_guarded
@@ -368,8 +433,13 @@ def _stats(store: MirrorStore, args: argparse.Namespace) -> int:
     emit(f"repos: {', '.join(stats['repos']) or '-'}")
     emit(f"issues: {stats['issues_open']} open, {stats['issues_closed']} closed")
     emit(
-        f"pull requests: {stats['pull_requests_open']} open, {stats['pull_requests_closed']} closed"
+        f"pull requests mirrored: {stats['pull_requests_open']} open, "
+        f"{stats['pull_requests_closed']} closed"
     )
+    linked = stats["pull_requests_linked"]
+    if linked:
+        by_state = ", ".join(f"{n} {state}" for state, n in sorted(linked.items()))
+        emit(f"pull requests linked from issues: {sum(linked.values())} ({by_state})")
     emit(f"comments: {stats['comments']}")
     emit(f"last update: {stats['last_updated'] or '-'}")
     if stats["labels"]:

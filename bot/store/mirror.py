@@ -395,12 +395,43 @@ class MirrorStore:
         label: str | None = None,
         unlabeled: bool = False,
         sort: str = "updated",
-        limit: int = 30,
+        limit: int | None = 30,
         pull_requests: bool = False,
     ) -> list[Issue]:
-        """Issues (not PRs unless asked) without comments, newest first by `sort`."""
+        """Issues (not PRs unless asked) without comments, newest first by `sort`;
+        `limit=None`: all of them. Labels match case-insensitively, as on GitHub."""
         if sort not in SORT_COLUMNS:
             raise ValueError(f"unknown sort {sort!r}; one of {', '.join(SORT_COLUMNS)}")
+        where, params = self._issue_filter(repo, state, label, unlabeled, pull_requests)
+        sql = (
+            f"SELECT * FROM mirror_issues i WHERE {where} "
+            f"ORDER BY {SORT_COLUMNS[sort]}, i.number DESC LIMIT ?"
+        )
+        rows = self.conn.execute(sql, (*params, -1 if limit is None else limit))
+        return [self._issue_from_row(r) for r in rows]
+
+    def count_issues(
+        self,
+        repo: str | None,
+        *,
+        state: str | None = None,
+        label: str | None = None,
+        unlabeled: bool = False,
+        pull_requests: bool = False,
+    ) -> int:
+        """How many issues `list_issues` would give without a limit."""
+        where, params = self._issue_filter(repo, state, label, unlabeled, pull_requests)
+        row = self.conn.execute(f"SELECT COUNT(*) FROM mirror_issues i WHERE {where}", params)
+        return int(row.fetchone()[0])
+
+    @staticmethod
+    def _issue_filter(
+        repo: str | None,
+        state: str | None,
+        label: str | None,
+        unlabeled: bool,
+        pull_requests: bool,
+    ) -> tuple[str, list[Any]]:
         where = ["i.is_pr = ?"]
         params: list[Any] = [int(pull_requests)]
         if repo is not None:
@@ -411,16 +442,13 @@ class MirrorStore:
             params.append(state)
         if label is not None:
             where.append(
-                "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id AND l.name = ?)"
+                "EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id"
+                " AND l.name = ? COLLATE NOCASE)"
             )
             params.append(label)
         if unlabeled:
             where.append("NOT EXISTS (SELECT 1 FROM mirror_labels l WHERE l.issue_id = i.id)")
-        sql = (
-            f"SELECT * FROM mirror_issues i WHERE {' AND '.join(where)} "
-            f"ORDER BY {SORT_COLUMNS[sort]}, i.number DESC LIMIT ?"
-        )
-        return [self._issue_from_row(r) for r in self.conn.execute(sql, (*params, limit))]
+        return " AND ".join(where), params
 
     def repos(self) -> list[str]:
         return [
@@ -452,6 +480,17 @@ class MirrorStore:
         newest = self.conn.execute(
             f"SELECT MAX(i.updated_at) FROM mirror_issues i WHERE {scope}", params
         ).fetchone()[0]
+        # PRs the mirror knows only from issues' timelines (an export holds issues; the
+        # PRs that reference them are cross-reference events), by state, each PR once.
+        linked = self.conn.execute(
+            f"""SELECT LOWER(json_extract(t.event, '$.source_state')) AS state,
+                COUNT(DISTINCT COALESCE(json_extract(t.event, '$.source_repo'), i.repo)
+                      || '#' || json_extract(t.event, '$.source_number'))
+                FROM mirror_timeline t JOIN mirror_issues i ON i.id = t.issue_id
+                WHERE {scope} AND json_extract(t.event, '$.source_type') = 'PullRequest'
+                GROUP BY 1""",
+            params,
+        ).fetchall()
         syncs = {
             r["repo"]: {"completed_at": r["completed_at"], "in_progress": r["cursor"] is not None}
             for r in self.conn.execute("SELECT * FROM mirror_sync")
@@ -463,6 +502,7 @@ class MirrorStore:
             "issues_closed": counts.get("issues_closed", 0),
             "pull_requests_open": counts.get("pull_requests_open", 0),
             "pull_requests_closed": counts.get("pull_requests_closed", 0),
+            "pull_requests_linked": {state or "unknown": n for state, n in linked},
             "comments": comments,
             "labels": {name: n for name, n in labels},
             "last_updated": newest,
