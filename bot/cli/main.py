@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         DEFAULT_ENV_FILE,
         MissingWebhookSecret,
         ensure_local_webhook_secret,
+        served_url,
     )
     from bot.observability.logs import Redactor, configure_logging, init_sentry
     from bot.service import create_app
@@ -95,6 +96,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     init_sentry(settings, redactor)
+    log.info(
+        "listening on %s; links and /setup use %s%s",
+        served_url(settings.host, settings.port),
+        settings.public_url,
+        "" if os.environ.get("BOT_PUBLIC_URL") else " (set BOT_PUBLIC_URL for a public address)",
+    )
     web.run_app(
         create_app(settings, redactor=redactor),
         host=settings.host,

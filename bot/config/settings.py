@@ -15,6 +15,14 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
+def served_url(host: str, port: int) -> str:
+    """The http:// address a local client reaches the service at (a wildcard listen
+    address is reached through loopback)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 class MissingWebhookSecret(RuntimeError):
     """Raised when the service would start without a way to verify deliveries."""
 
@@ -35,7 +43,8 @@ class Settings(BaseSettings):
     slack_api_url: str = DEFAULT_SLACK_API_URL
     sentry_dsn: SecretStr | None = None
     db: Path = Path("agent-dispatch.sqlite3")
-    public_url: str = "http://127.0.0.1:8000"
+    # Base of links (artifacts, dashboard, /setup); unset: the address served, http://HOST:PORT.
+    public_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=4, ge=1, le=64)
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
     github_web_url: str | None = None
     # Comma-separated GitHub logins who may see deliveries and the outbox in the dashboard.
     operators: str = ""
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url:
+            self.public_url = served_url(self.host, self.port)
+        return self
 
     @model_validator(mode="after")
     def _derive_graphql_url(self) -> Settings:

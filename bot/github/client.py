@@ -104,6 +104,7 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
         self._policy = policy
         self._on_attempt = on_attempt
         self._log = log
+        self._retry_warned = False
 
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
@@ -180,9 +181,27 @@ class _ResilientAPI(gidgethub.aiohttp.GitHubAPI):
 
     async def _back_off(self, method: str, path: str, attempt: int, reason: str) -> None:
         delay = self._policy.backoff(attempt)
-        self._log.warning(
-            "GitHub %s %s: %s (attempt %d), retrying in %.2fs", method, path, reason, attempt, delay
-        )
+        if self._retry_warned:  # one warning per client (a job): the rest at debug level
+            self._log.debug(
+                "GitHub %s %s: %s (attempt %d), retrying in %.2fs",
+                method,
+                path,
+                reason,
+                attempt,
+                delay,
+            )
+        else:
+            self._retry_warned = True
+            self._log.warning(
+                "GitHub %s %s: %s (attempt %d); retrying up to %d attempts with backoff, "
+                "next in %.2fs (further retries of this job are logged at debug level)",
+                method,
+                path,
+                reason,
+                attempt,
+                self._policy.max_attempts,
+                delay,
+            )
         await self._policy.sleep(delay)
 
 
