@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.cli.main import main
+from bot.dispatch.handlers import WINDOW_EVENT
 from bot.notify.outbox import Outbox
 from bot.service import create_app
 from bot.store.runs import DispatchRuns
@@ -20,7 +21,16 @@ from bot.web.app import SERVICES
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
 from tests.fakeslack import FakeSlack
-from tests.service_fixtures import REPO, example, labeled, real_issue, seed, send, settled
+from tests.service_fixtures import (
+    REPO,
+    delivery_rows,
+    example,
+    labeled,
+    real_issue,
+    seed,
+    send,
+    settled,
+)
 
 MAINTAINER, TRIAGER = "maint", "helper"
 NO_WINDOW = "dispatch:\n  batch_window_seconds: 0\n"
@@ -319,3 +329,55 @@ async def test_a_batch_with_a_cycle_is_refused_with_a_comment_naming_it(
     assert await slack_messages(fake_slack, 1, timeout=0.5) == []
     [refusal] = [b for b in bot_comment_bodies(fake_github, 21) if "cannot be planned" in b]
     assert "#21 -> #22 -> #21" in refusal or "#22 -> #21 -> #22" in refusal
+
+
+async def test_four_labels_in_one_window_leave_the_workers_free_for_other_triage(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
+    """The window is a delayed inbox row: while it is open, another issue is triaged."""
+    fake_github.set_file(
+        REPO, ".github/agent-dispatch.yml", "dispatch:\n  batch_window_seconds: 6\n"
+    )
+    numbers = [seed(fake_github, real_issue("peft.export.json", n)) for n in (340, 436, 1095, 1113)]
+    other = seed(fake_github, real_issue("peft.export.json", 1264))
+    db = app.app[SERVICES].settings.db
+    for number in numbers:  # each label delivery is done at once: nobody waits in a worker
+        await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
+    await deliver(app, fake_github, "issues", labeled(other))
+    assert any(c["user"]["type"] == "Bot" for c in fake_github.comments_of(REPO, other))
+    windows = [r for r in delivery_rows(db) if r["event"] == WINDOW_EVENT]
+    assert len(windows) == 4 and all(r["status"] == "pending" for r in windows)
+    assert fake_slack.messages == []  # the window is still open
+
+    rows = await settled(db, [r["id"] for r in windows], timeout=20)
+    assert all(r["status"] == "done" for r in rows.values())
+    [plan] = await slack_messages(fake_slack, 1)
+    [run] = await app.app[SERVICES].runs.call(DispatchRuns.list_runs, repo=REPO)
+    assert sorted(i.number for i in run.items) == numbers
+    assert run.source == "label" and run.requested_by == MAINTAINER
+    assert all(f"#{n}" in str(plan.blocks) for n in numbers)
+
+
+async def test_a_dispatch_re_renders_the_comment_from_the_stored_triage_without_triaging(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
+    number = seed(fake_github, real_issue("peft.export.json", 436))
+    await deliver(app, fake_github, "issues", labeled(number))  # triaged once, here
+    timeline = f"/issues/{number}/timeline"
+    assert len(fake_github.requests_to("GET", timeline)) == 1
+    await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
+    await slack_messages(fake_slack, 1)
+    assert len(fake_github.requests_to("GET", timeline)) == 1  # no second triage
+    [comment] = [b for b in bot_comment_bodies(fake_github, number) if "triage" in b[:40]]
+    assert "Dispatched to an agent" in comment
+
+
+async def test_dispatching_an_untriaged_issue_triages_it_once(
+    app: TestClient, fake_github: FakeGitHub, fake_slack: FakeSlack
+) -> None:
+    number = seed(fake_github, real_issue("peft.export.json", 436))
+    await deliver(app, fake_github, "issues", by(labeled(number, "dispatch"), MAINTAINER))
+    await slack_messages(fake_slack, 1)
+    assert len(fake_github.requests_to("GET", f"/issues/{number}/timeline")) == 1
+    [comment] = [b for b in bot_comment_bodies(fake_github, number) if "triage" in b[:40]]
+    assert "Dispatched to an agent" in comment

@@ -6,11 +6,12 @@ from typing import Any
 
 from gidgethub import routing
 
-from bot.delivery.routing import build_router
+from bot.delivery.routing import INTERNAL_EVENTS, build_router
 from bot.web.setup import APP_MANIFEST, load_manifest
 
-# Sent to every webhook (ping) or to every App (installation changes): never listed.
-IMPLICIT_EVENTS = {"ping", "installation", "installation_repositories"}
+# Sent to every webhook (ping) or to every App (installation changes), or queued by the bot
+# itself: never listed.
+IMPLICIT_EVENTS = {"ping", "installation", "installation_repositories", *INTERNAL_EVENTS}
 # The events the bot's handler modules cover.
 PLANNED_EVENTS = {"issues", "issue_comment", "pull_request", "label", "push"}
 LEAST_PERMISSIONS = {

@@ -19,6 +19,8 @@ from bot.triage import handlers as triage
 MIRROR_EVENTS = (*mirror.MIRRORED_EVENTS, "push")
 # Events triage, dispatch or the PR handler may act on (with the repository's config).
 ACTING_EVENTS = ("issues", "issue_comment", "pull_request")
+# Deliveries the bot queues for itself; GitHub never sends them (app.yml does not list them).
+INTERNAL_EVENTS = (dispatch.WINDOW_EVENT,)
 
 
 async def on_delivery(event: sansio.Event, ctx: EventContext) -> None:
@@ -44,4 +46,5 @@ def build_router() -> routing.Router:
     router = routing.Router()
     for event in MIRROR_EVENTS:
         router.add(on_delivery, event)
+    router.add(dispatch.on_window_due, dispatch.WINDOW_EVENT)
     return routing.Router(housekeeping.router, router)

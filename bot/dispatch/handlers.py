@@ -6,7 +6,8 @@ dispatch, deferred to the end of the batch.
 
 from __future__ import annotations
 
-import asyncio
+import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from gidgethub import sansio
 
 from bot.config.repo import RepoConfig
 from bot.delivery.context import EventContext
+from bot.delivery.inbox import describe
 from bot.dispatch.commands import DispatchCommand, parse_dispatch_command
 from bot.dispatch.job import (
     Dispatcher,
@@ -22,6 +24,10 @@ from bot.dispatch.job import (
     may_dispatch,
     who_may_dispatch,
 )
+from bot.errors import RetryLater
+
+# A delivery the bot queues for itself (never sent by GitHub): the label window closing.
+WINDOW_EVENT = "agent_dispatch_window"
 
 
 @dataclass(frozen=True)
@@ -126,18 +132,58 @@ async def _on_label(intent: LabelApplied, ctx: EventContext, config: RepoConfig)
         )
         return
     await runs.note_label(repo, number, requested_by=who.login)
+    # The window closes in a delivery of our own, delayed in the inbox: no worker waits.
+    due = await runs.window_due_in(repo, window_seconds=window) or 0.0
+    payload = {
+        "repository": {"full_name": repo},
+        "installation": {"id": ctx.delivery.installation_id},
+        "window_seconds": window,
+    }
+    body = json.dumps(payload).encode()
+    row = describe(
+        WINDOW_EVENT, payload, f"{WINDOW_EVENT}:{ctx.delivery.id}", body, now=time.time(), delay=due
+    )
+    await ctx.services.inbox.add(row)
+    ctx.log.info("%s#%d waits in the dispatch window of %s (%.0f s)", repo, number, repo, due)
 
-    async def take_window() -> None:
-        wait = await runs.window_due_in(repo, window_seconds=window)
-        if wait:
-            await asyncio.sleep(wait)
-        taken = await runs.take_window(repo, window_seconds=window)
-        if taken:
-            await _dispatch(
-                ctx, dispatcher, repo, [n for n, _ in taken], who, f"window:{ctx.delivery.id}"
-            )
 
-    ctx.defer(("dispatch-window", repo), take_window)
+@dataclass(frozen=True)
+class WindowDue:
+    repo: str
+    window_seconds: float
+
+
+def parse_window(event: sansio.Event) -> WindowDue | None:
+    """The delayed delivery that closes a repository's dispatch window."""
+    data = event.data
+    repo = (data.get("repository") or {}).get("full_name")
+    if event.event != WINDOW_EVENT or not isinstance(repo, str):
+        return None
+    return WindowDue(repo, float(data.get("window_seconds") or 0))
+
+
+async def on_window_due(event: sansio.Event, ctx: EventContext) -> None:
+    """Dispatch every issue labelled within the window as one batch."""
+    due = parse_window(event)
+    if due is None:
+        return
+    runs = ctx.services.runs
+    wait = await runs.window_due_in(due.repo, window_seconds=due.window_seconds)
+    if wait is None:
+        return  # an earlier closing took this window's issues
+    if wait > 0:
+        raise RetryLater(wait, "the dispatch window is still open")
+    taken = await runs.take_window(due.repo, window_seconds=due.window_seconds)
+    if not taken:
+        return
+    first = Requester(login=taken[0][1] or "unknown")
+    numbers = [n for n, _ in taken]
+    key = f"window:{ctx.delivery.id}"
+    dispatcher = Dispatcher(ctx.services, ctx.log)
+    ctx.defer(
+        ("dispatch-window", due.repo),
+        lambda: _dispatch(ctx, dispatcher, due.repo, numbers, first, key),
+    )
 
 
 async def _dispatch(

@@ -343,8 +343,10 @@ class Dispatcher:
                 )
         services.sender.wake()
         for number in titles:
-            if number not in plan.refused:
-                await TriageJob(services, self._log).run(gh, repo, number, loaded=loaded)
+            if number not in plan.refused:  # the comment's dispatch line, from the stored triage
+                await TriageJob(services, self._log).refresh_comment(
+                    gh, repo, number, loaded=loaded
+                )
 
     async def pull_request_moved(
         self,
@@ -419,4 +421,4 @@ class Dispatcher:
                     f"#{item.number} released from the queue: its dependencies landed."
                 ),
             )
-        await TriageJob(services, self._log).run(gh, repo, item.number, loaded=loaded)
+        await TriageJob(services, self._log).refresh_comment(gh, repo, item.number, loaded=loaded)

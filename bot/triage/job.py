@@ -115,28 +115,9 @@ class TriageJob:
                 dataclasses.replace(assessment.prompt, source=source, pulls=pulls),
             )
             artifact = await services.artifacts.put(repo, number, rendered.text)
-            expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
-            artifact_url = services.links.url(artifact, expires=expires)
-
-            body = services.renderer.comment(
-                comment_context(
-                    assessment.decision,
-                    config,
-                    errors=[*loaded.errors, *rendered.override_errors],
-                    artifact=artifact,
-                    artifact_url=artifact_url,
-                    expires=expires,
-                    followups=await self.followups(repo, number),
-                )
-            )
-            comment_id, action = await comments.upsert(
-                gh,
-                repo,
-                number,
-                raw_comments,
-                marker_prefix=COMMENT_MARKER_PREFIX,
-                bot_login=bot_login,
-                body=body,
+            errors = [*loaded.errors, *rendered.override_errors]
+            artifact_url, comment_id, action = await self._write_comment(
+                gh, raw_comments, decision, config, errors, artifact, bot_login
             )
             if config.labels.apply_verdict_labels:
                 await self._apply_verdict_label(gh, repo, number, fetched.labels, decision, config)
@@ -172,6 +153,74 @@ class TriageJob:
                 return
             await self._services.mirror.upsert_issue(rest_issue(repo, raw, [], []))
             return
+
+    async def refresh_comment(
+        self, gh: GitHubClient, repo: str, number: int, *, loaded: LoadedConfig
+    ) -> None:
+        """Re-render the comment from the stored triage (dispatch news), without a new triage.
+
+        An issue never triaged (or whose prompt is gone) is triaged in full instead.
+        """
+        services = self._services
+        record = await services.records.latest(repo, number)
+        artifact = await services.artifacts.latest(repo, number)
+        if record is None or artifact is None:
+            await self.run(gh, repo, number, loaded=loaded)
+            return
+        async with services.locks(repo, number):
+            raw_comments = await gh.list_comments(repo, number)
+            bot_login = await services.github.bot_login()
+            _, comment_id, action = await self._write_comment(
+                gh,
+                raw_comments,
+                record.decision,
+                loaded.config,
+                [*loaded.errors],
+                artifact,
+                bot_login,
+            )
+            if comment_id != record.comment_id:
+                await services.records.save(
+                    record.decision, artifact_version=artifact.version, comment_id=comment_id
+                )
+            self._log.info("comment of %s#%d re-rendered: %s", repo, number, action)
+
+    async def _write_comment(
+        self,
+        gh: GitHubClient,
+        raw_comments: list[dict[str, Any]],
+        decision: TriageDecision,
+        config: RepoConfig,
+        errors: list[str],
+        artifact: ArtifactRef,
+        bot_login: str | None,
+    ) -> tuple[str, int | None, CommentAction]:
+        """Render the triage comment for `decision` and create or edit it; (link, id, action)."""
+        services = self._services
+        repo, number = decision.repo, decision.number
+        expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
+        artifact_url = services.links.url(artifact, expires=expires)
+        body = services.renderer.comment(
+            comment_context(
+                decision,
+                config,
+                errors=errors,
+                artifact=artifact,
+                artifact_url=artifact_url,
+                expires=expires,
+                followups=await self.followups(repo, number),
+            )
+        )
+        comment_id, action = await comments.upsert(
+            gh,
+            repo,
+            number,
+            raw_comments,
+            marker_prefix=COMMENT_MARKER_PREFIX,
+            bot_login=bot_login,
+            body=body,
+        )
+        return artifact_url, comment_id, action
 
     async def _apply_verdict_label(
         self,
