@@ -8,7 +8,7 @@ looks back a bounded distance, so hostile text costs linear time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _HASH = re.compile(r"#(\d{1,7})\b")
 # `owner/name` right before the `#` (looked for in at most QUALIFIER_CHARS characters).
@@ -20,8 +20,7 @@ _KEYWORD_CHARS = 40
 _NAMED = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """One reference; `repo` is None for a bare `#N` (the text's own repository)."""
 
     number: int
@@ -38,17 +37,19 @@ def references(text: str) -> list[Reference]:
     found = []
     for match in _HASH.finditer(text):
         before = text[max(0, match.start() - QUALIFIER_CHARS) : match.start()]
-        qualified = _QUALIFIER.search(before)
+        # Only `...x/y#N` can be qualified: the regex runs only then (cheap on long words).
+        wordy = bool(before) and (before[-1].isalnum() or before[-1] in "_.-")
+        qualified = _QUALIFIER.search(before) if wordy and "/" in before else None
         number = int(match.group(1))
         if qualified:
             start = match.start() - len(qualified.group(1))
             found.append(Reference(number, qualified.group(1), start, match.end()))
         elif not before or not (before[-1].isalnum() or before[-1] in "_/&"):
             found.append(Reference(number, None, match.start(), match.end()))
-    found += [
-        Reference(int(m.group(2)), m.group(1), m.start(), m.end()) for m in _URL.finditer(text)
-    ]
-    return sorted(found, key=lambda ref: ref.start)
+    urls = [Reference(int(m[2]), m[1], m.start(), m.end()) for m in _URL.finditer(text)]
+    if urls:  # merged in order of appearance
+        found = sorted(found + urls, key=lambda ref: ref.start)
+    return found
 
 
 def targets(text: str, own_repo: str) -> list[tuple[str, int]]:
