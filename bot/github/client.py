@@ -507,6 +507,10 @@ class GitHubClient:
     async def get_app(self) -> dict[str, Any]:
         return await self._get("/app")
 
+    async def list_installations(self) -> list[dict[str, Any]]:
+        """The App's installations (needs the App's JWT: an app_client())."""
+        return await self._get_all("/app/installations")
+
     async def get_repo_installation(self, repo: str) -> dict[str, Any]:
         """The App's installation on `repo` (its `id` is what for_installation takes)."""
         return await self._get("/repos/{owner}/{repo}/installation", **_split_repo(repo))

@@ -32,10 +32,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jwt
+import yaml
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bot.packaged import app_manifest
 from tests.threaded_server import ThreadedServer
 
 from . import graphql
@@ -97,6 +99,7 @@ class Fault:
         )
 
 
+MANIFEST = yaml.safe_load(app_manifest().read_text())
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
@@ -901,6 +904,7 @@ class FakeGitHub(ThreadedServer):
     def _routes(self) -> list[Route]:
         return [
             ("GET", ("app",), "jwt", self._get_app),
+            ("GET", ("app", "installations"), "jwt", self._list_installations),
             ("GET", ("user",), "none", self._get_user),
             (
                 "GET",
@@ -1105,6 +1109,23 @@ class FakeGitHub(ThreadedServer):
     def _get_app(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
         return 200, self._app_info(), {}
 
+    def _list_installations(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        """The App's installations, each on every repository the fake holds for it."""
+        info = self._app_info()
+        installations = [
+            {
+                "id": installation_id,
+                "account": _user(str(data["account"]), "Organization"),
+                "repository_selection": "all",
+                "app_id": self.app_id,
+                "target_type": "Organization",
+                "permissions": info["permissions"],
+                "events": info["events"],
+            }
+            for installation_id, data in sorted(self.state.installations.items())
+        ]
+        return 200, installations, {}
+
     def _get_user(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
         """The signed-in user, for a user token from the OAuth flow."""
         login = self.oauth.login_for(call.request.headers.get("Authorization", ""))
@@ -1124,8 +1145,9 @@ class FakeGitHub(ThreadedServer):
             "html_url": f"{WEB}/apps/{self.app_slug}",
             "created_at": iso(0),
             "updated_at": iso(0),
-            "permissions": {"issues": "write", "pull_requests": "read", "metadata": "read"},
-            "events": ["issues", "issue_comment", "pull_request"],
+            # Registered from the repository's app.yml, as /setup does.
+            "permissions": dict(MANIFEST["default_permissions"]),
+            "events": list(MANIFEST["default_events"]),
         }
 
     def _get_repo_installation(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
