@@ -174,7 +174,9 @@ async def test_invalid_auth_waits_out_the_retry_period_then_dies_and_retry_sends
         if reports[-1] == DeliveryReport(dead=1):
             break
         await asyncio.sleep(0.03)  # the backoff (at most 0.02 s) passes
-    assert reports[0] == DeliveryReport(retrying=1) and reports[-1] == DeliveryReport(dead=1)
+    # One pass may try it more than once on a slow machine (the backoff is 10-20 ms).
+    assert reports[0].retrying >= 1 and not (reports[0].sent or reports[0].dead)
+    assert reports[-1] == DeliveryReport(dead=1)
     row = outbox.get(queued.id)
     assert row is not None and row.status == "dead" and "invalid_auth" in (row.last_error or "")
     assert "retry period" in (row.last_error or "")
