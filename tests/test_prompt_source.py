@@ -13,6 +13,7 @@ from bot.github.client import GitHubClient, GitHubFactory
 from bot.github.trees import RepoTree
 from bot.models import Comment, ExistingPR, Issue, TriageDecision
 from bot.store.trees import TreeStore
+from bot.triage.render import hardware_needs, prompt_mode
 from bot.triage.source import (
     MAX_CHARS_TOTAL,
     build_source,
@@ -199,3 +200,50 @@ async def test_a_push_that_leaves_a_file_unchanged_does_not_refetch_it(
     assert fake_github.requests == []
     assert [e.lines for e in second.excerpts] == [e.lines for e in first.excerpts]
     assert second.excerpts[0].ref.startswith("bitsandbytes/backends/cuda/ops.py@222222222222:")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "mode", "framed"),
+    [
+        ("actionable", "fix", "fix"),
+        ("actionable", "review-existing-pr", "review-existing-pr"),
+        ("needs-info", "implement", "implement"),
+        ("close-candidate", "fix", "verify-close"),
+        ("close-candidate", "review-existing-pr", "verify-close"),
+        ("needs-hardware", "fix", "investigate"),
+        ("needs-hardware", "verify-close", "verify-close"),
+    ],
+)
+def test_the_verdict_frames_the_prompt(verdict: str, mode: str, framed: str) -> None:
+    decision = TriageDecision(
+        repo="o/r",
+        number=1,
+        verdict=verdict,  # type: ignore[arg-type]
+        score=0.5,
+        mode=mode,  # type: ignore[arg-type]
+    )
+    assert prompt_mode(decision) == framed
+
+
+@pytest.mark.parametrize(
+    ("body", "hardware", "needs"),
+    [
+        ("x = torch.randn(3).cuda()", [], [("cuda", True)]),
+        ("model.to('cuda')", [], [("cuda", True)]),
+        ("t = torch.zeros(2, device='cuda')", ["rocm"], [("rocm", False)]),
+        ("runs on cpu only", [], []),
+        (
+            "CUDA_VISIBLE_DEVICES=0,1 python x.py",
+            ["multi-gpu"],
+            [("multi-gpu", False), ("cuda", True)],
+        ),
+    ],
+)
+def test_hardware_the_issue_needs_against_what_the_agents_have(
+    body: str, hardware: list[str], needs: list[tuple[str, bool]]
+) -> None:
+    decision = TriageDecision(
+        repo="o/r", number=1, verdict="actionable", score=1, hardware=hardware
+    )
+    found = hardware_needs(issue(body), decision, ["cpu", "cuda"])
+    assert [(n.name, n.available) for n in found] == needs

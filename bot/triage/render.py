@@ -511,7 +511,8 @@ def hardware_needs(
         needs[name] = evidence.get("hardware_required", "") if name.lower() not in have else ""
     for text in [issue.body, *(c.body for c in issue.comments)]:
         match = CUDA_IN_CODE.search(text[:60_000])
-        if match and "cuda" not in needs:
+        # Under ROCm, PyTorch's `.cuda()` is the AMD GPU: not a separate CUDA need.
+        if match and "cuda" not in needs and "rocm" not in needs:
             needs["cuda"] = f"the issue's code uses {match.group(0)}"
     return [
         HardwareNeed(name, needs[name] or "named in the issue", name.lower() in have)
