@@ -16,7 +16,6 @@ from bot.cli.main import main
 from bot.dispatch.handlers import WINDOW_EVENT
 from bot.notify.outbox import Outbox
 from bot.service import create_app
-from bot.store.runs import DispatchRuns
 from bot.web.app import SERVICES
 from tests.conftest import FAST_RETRIES
 from tests.fakegithub import FakeGitHub
@@ -270,14 +269,14 @@ async def test_batch_with_a_chain_and_a_cap_releases_work_when_a_pr_merges(
     [plan] = await slack_messages(fake_slack, 1)
     assert "1 dispatched" in str(plan.blocks) and "2 queued" in str(plan.blocks)
     runs = app.app[SERVICES].runs
-    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
+    [run] = await runs.runs_for_issue(REPO, 11)
     assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
 
     await deliver(
         app, fake_github, "pull_request", pr_payload("closed", 600, "Fixes #11", merged=True)
     )
     await slack_messages(fake_slack, 4)
-    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
+    [run] = await runs.runs_for_issue(REPO, 11)
     assert (run.numbers("done"), run.numbers("dispatched"), run.numbers("queued")) == (
         [11],
         [12],
@@ -305,13 +304,13 @@ async def test_an_outsiders_pr_moves_no_run_until_it_is_merged(
         outsider_pr = pr_payload(action, 700, "Fixes #11")
         outsider_pr["pull_request"]["user"]["login"] = "mallory"  # read access only
         await deliver(app, fake_github, "pull_request", by(outsider_pr, "mallory"))
-    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
+    [run] = await runs.runs_for_issue(REPO, 11)
     assert (run.numbers("dispatched"), run.numbers("queued")) == ([11], [12, 13])
     assert fake_slack.replies(plan) == []
     merged = pr_payload("closed", 701, "Fixes #11", merged=True)
     merged["pull_request"]["user"]["login"] = "mallory"
     await deliver(app, fake_github, "pull_request", merged)
-    [run] = await runs.call(DispatchRuns.list_runs, repo=REPO)
+    [run] = await runs.runs_for_issue(REPO, 11)
     assert (run.numbers("done"), run.numbers("dispatched")) == ([11], [12])
 
 
@@ -352,7 +351,7 @@ async def test_four_labels_in_one_window_leave_the_workers_free_for_other_triage
     rows = await settled(db, [r["id"] for r in windows], timeout=20)
     assert all(r["status"] == "done" for r in rows.values())
     [plan] = await slack_messages(fake_slack, 1)
-    [run] = await app.app[SERVICES].runs.call(DispatchRuns.list_runs, repo=REPO)
+    [run] = await app.app[SERVICES].runs.runs_for_issue(REPO, numbers[0])
     assert sorted(i.number for i in run.items) == numbers
     assert run.source == "label" and run.requested_by == MAINTAINER
     assert all(f"#{n}" in str(plan.blocks) for n in numbers)

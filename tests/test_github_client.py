@@ -36,8 +36,6 @@ async def test_get_issue_and_pull(fake_github: FakeGitHub, client: GitHubClient)
     assert "pull_request" not in issue
     pull_issue = await client.get_issue(REPO, 2)
     assert "pull_request" in pull_issue
-    pull = await client.get_pull(REPO, 2)
-    assert (pull["merged"], pull["head"]["ref"], pull["body"]) == (True, "fix-1", "Fixes #1")
 
 
 async def test_comments_are_paginated_created_and_edited(

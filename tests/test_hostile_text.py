@@ -16,12 +16,12 @@ from bot.triage.comment import comment_context
 from bot.triage.engine import decide
 from bot.triage.quoting import clean, fenced, inline
 from bot.triage.render import (
+    COMMENT_MARKER,
     COMMENT_MARKER_PREFIX,
     SECTIONS,
     PromptInput,
     RelatedContext,
     Renderer,
-    marker_hash,
 )
 
 SENTINEL = "INJECTED"
@@ -118,7 +118,9 @@ def test_hostile_bodies_stay_inside_their_fences_and_sections() -> None:
         assert "\u200b" not in prompt and "\u202e" not in prompt
         # Only our own marker, on the comment's first line; quoted ones are neutralised.
         assert prompt.count("<!-- agent-dispatch") == 0
-        assert comment.count("<!-- agent-dispatch") == 1 and marker_hash(comment) is not None
+        assert (
+            comment.count("<!-- agent-dispatch") == 1 and COMMENT_MARKER.match(comment) is not None
+        )
         assert SENTINEL not in visible_prose(comment).replace(f"{SENTINEL} ``` follow-up", "")
 
 

@@ -19,6 +19,7 @@ from bot.config.repo import RepoConfig
 from bot.delivery.context import Services
 from bot.dispatch.planner import BatchIssue, InvalidBatch, RunItem, StartedRun, parse_dependencies
 from bot.github import GitHubClient, GitHubRequestError, comments
+from bot.github.client import web_url
 from bot.notify.slack import (
     BatchEntry,
     DispatchNotice,
@@ -134,6 +135,12 @@ class Dispatcher:
             record = await self._services.records.latest(repo, number)
         return record
 
+    def _issue_url(self, repo: str, number: int) -> str:
+        """The issue's page on the configured GitHub (github.com or an Enterprise Server)."""
+        settings = self._services.settings
+        base = settings.github_web_url or web_url(settings.github_api_url)
+        return f"{base}/{repo}/issues/{number}"
+
     async def _notice(
         self, repo: str, number: int, title: str, verdict: str, summary: str, config: RepoConfig
     ) -> DispatchNotice:
@@ -150,7 +157,7 @@ class Dispatcher:
             repo=repo,
             number=number,
             title=title,
-            url=f"https://github.com/{repo}/issues/{number}",
+            url=self._issue_url(repo, number),
             verdict=verdict,
             summary=summary,
             artifact_url=url,
@@ -305,9 +312,7 @@ class Dispatcher:
         else:
             entries = {}
             for number in titles:
-                entry = BatchEntry(
-                    title=titles[number], url=f"https://github.com/{repo}/issues/{number}"
-                )
+                entry = BatchEntry(title=titles[number], url=self._issue_url(repo, number))
                 if number in plan.dispatch_now:
                     sent = await self._notice(repo, number, titles[number], "", "", config)
                     entry = BatchEntry(

@@ -279,11 +279,6 @@ class GitHubClient:
             "/repos/{owner}/{repo}/issues/{number}", **_split_repo(repo), number=number
         )
 
-    async def get_pull(self, repo: str, number: int) -> dict[str, Any]:
-        return await self._get(
-            "/repos/{owner}/{repo}/pulls/{number}", **_split_repo(repo), number=number
-        )
-
     async def list_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         return await self._get_all(
             "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",

@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from bot.dispatch.planner import (
     BatchIssue,
@@ -155,11 +154,6 @@ class DispatchRuns:
             released = self._release(repo, max_in_flight, at)
         return released
 
-    def release(self, repo: str, *, max_in_flight: int, now: float | None = None) -> list[RunItem]:
-        """Dispatch whatever is ready within the cap (e.g. after the cap was raised)."""
-        with transaction(self._conn):
-            return self._release(repo, max_in_flight, time.time() if now is None else now)
-
     def _release(self, repo: str, max_in_flight: int, at: float) -> list[RunItem]:
         active = self._conn.execute(
             "SELECT * FROM dispatch_items WHERE run_id IN"
@@ -212,16 +206,6 @@ class DispatchRuns:
         ).fetchall()
         return [run for r in ids if (run := self.get(r[0])) is not None]
 
-    def list_runs(self, *, repo: str | None = None, limit: int = 20) -> list[DispatchRun]:
-        sql = (
-            "SELECT id FROM dispatch_runs"
-            + (" WHERE repo = ?" if repo else "")
-            + " ORDER BY id DESC LIMIT ?"
-        )
-        params: tuple[Any, ...] = (repo, limit) if repo else (limit,)
-        return [run for r in self._conn.execute(sql, params).fetchall() if (run := self.get(r[0]))]
-
-    # -- the label window -------------------------------------------------------------
     def note_label(
         self, repo: str, number: int, *, requested_by: str | None, at: float | None = None
     ) -> bool:

@@ -405,11 +405,6 @@ def comment_marker(digest: str) -> str:
     return f"{COMMENT_MARKER_PREFIX} hash={digest} -->"
 
 
-def marker_hash(body: str) -> str | None:
-    match = COMMENT_MARKER.match(body or "")
-    return match.group(1) if match else None
-
-
 def prompt_mode(decision: TriageDecision) -> Mode:
     """The framing of the prompt: a verdict that rules out a fix rules out a fix prompt."""
     if decision.mode in ("verify-close", "investigate"):
