@@ -23,7 +23,7 @@ from bot.notify.outbox import AsyncOutbox, Outbox, OutboxSender
 from bot.observability.logs import Redactor
 from bot.observability.metrics import Metrics
 from bot.store.actions import ActionLog, AsyncActionLog
-from bot.store.artifacts import ArtifactStore, AsyncArtifactStore, LinkSigner
+from bot.store.artifacts import ArtifactStore, AsyncArtifactStore
 from bot.store.blobs import AsyncBlobTexts, BlobTexts
 from bot.store.inbox import InboxQueries
 from bot.store.mirror import AsyncMirrorStore, MirrorStore
@@ -33,6 +33,7 @@ from bot.store.trees import TreeStore
 from bot.store.triage_records import AsyncTriageRecords, TriageRecords
 from bot.triage.render import Renderer
 from bot.web.app import POOL, SERVICES, add_routes
+from bot.web.links import LinkSigner
 from bot.web.setup import add_routes as add_registration_routes
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,16 @@ def build_services(
         ),
         mirror=AsyncMirrorStore(MirrorStore(settings.db, autocheckpoint=False), database),
         artifacts=AsyncArtifactStore(
-            ArtifactStore(settings.db, settings.artifact_dir, autocheckpoint=False), database
+            ArtifactStore(
+                settings.db,
+                settings.artifact_dir,
+                autocheckpoint=False,
+                keep_versions=settings.artifact_keep_versions,
+                retention_seconds=settings.artifact_retention_days * 86400,
+            ),
+            database,
         ),
-        links=LinkSigner(settings.require_webhook_secret(), settings.public_url),
+        links=LinkSigner.from_settings(settings),
         records=AsyncTriageRecords(TriageRecords(settings.db, autocheckpoint=False), database),
         renderer=Renderer(),
         configs=ConfigLoader(),
@@ -95,7 +103,11 @@ async def create_app(
     services = build_services(settings, session, redactor=redactor, github_policy=github_policy)
     pool = WorkerPool(services, build_router(), settings.workers)
     inbox_reader = InboxQueries(settings.db)
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    # aiohttp's default keeps an idle connection for an hour.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        handler_args={"keepalive_timeout": settings.idle_timeout_seconds},
+    )
     app[SERVICES] = services
     app[POOL] = pool
     add_routes(app)

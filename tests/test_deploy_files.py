@@ -336,7 +336,10 @@ def test_the_container_command_starts_the_bot_without_installing(tmp_path: Path)
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.1)
         assert get(base + "/readyz") == 200
-        assert get(base + "/setup") == 200  # no App yet: registration is offered
+        # No App yet: registration is offered, to whoever has the token from the log.
+        assert get(base + "/setup") == 403
+        token = re.search(r"/setup\?token=([\w-]+)", (tmp_path / "serve.log").read_text())
+        assert token is not None and get(f"{base}/setup?token={token.group(1)}") == 200
         check = [
             sys.executable if part.endswith("/python") else part for part in healthcheck_command()
         ]

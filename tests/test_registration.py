@@ -62,9 +62,15 @@ def settings(tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.Monkey
     return make_settings(tmp_path, github_api_url=fake_github.url, public_url=PUBLIC_URL + "/")
 
 
+def setup_path(client: TestClient, query: str = "") -> str:
+    """/setup with the setup token the service printed (and `query`, e.g. "?org=x")."""
+    token = client.app[REGISTRATION].token
+    return f"/setup?token={token}" + (f"&{query.removeprefix('?')}" if query else "")
+
+
 async def start(client: TestClient, query: str = "") -> tuple[str, dict[str, Any]]:
     """Open /setup; returns the GitHub form's action and the manifest it posts."""
-    response = await client.get("/setup" + query)
+    response = await client.get(setup_path(client, query))
     assert response.status == 200, await response.text()
     assert response.headers["Cache-Control"] == "no-store"
     github_form = Forms(await response.text()).forms[0]
@@ -153,8 +159,23 @@ async def test_registration_end_to_end(
     assert "BOT_CLIENT_ID" not in page
 
     # The flow is closed now: /setup says what to do next instead of offering a form.
-    again = await bot_client.get("/setup")
+    again = await bot_client.get(setup_path(bot_client))
     assert again.status == 200 and "<form" not in await again.text()
+
+
+async def test_setup_needs_the_token_printed_in_the_log(
+    aiohttp_client: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        client: TestClient = await aiohttp_client(await create_app(settings))
+    token = client.app[REGISTRATION].token
+    [line] = [r.getMessage() for r in caplog.records if "/setup?token=" in r.getMessage()]
+    assert f"{PUBLIC_URL}/setup?token={token}" in line and len(token) >= 32
+    for query in ("", "?token=", "?token=wrong", f"?token={token[:-1]}", "?token=%FF"):
+        response = await client.get("/setup" + query)
+        assert response.status == 403 and "<form" not in await response.text()
+    organization_form = Forms(await (await client.get(setup_path(client))).text()).forms[1]
+    assert organization_form["inputs"]["token"] == token
 
 
 async def test_the_state_is_single_use_and_must_be_one_we_issued(
@@ -204,7 +225,7 @@ async def test_organization_and_smee_variants(
     assert manifest["hook_attributes"]["url"] == "https://smee.io/AbC123"
     assert manifest["redirect_url"] == f"{PUBLIC_URL}/setup/callback"
     for query in ("?org=../evil", "?org=a%2Fb", "?webhook_url=javascript:alert(1)"):
-        response = await bot_client.get("/setup" + query)
+        response = await bot_client.get(setup_path(bot_client, query))
         assert response.status == 400
 
 

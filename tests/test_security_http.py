@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.service_fixtures import WEBHOOK_SECRET, signed
+from bot.service import create_app
+from tests.service_fixtures import WEBHOOK_SECRET, make_settings, signed
 
 
 async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> int:
@@ -75,3 +78,30 @@ async def test_signed_unknown_event_is_counted_as_other(bot_client: TestClient) 
     assert response.status in (200, 202)
     text = await (await bot_client.get("/metrics")).text()
     assert "made_up_event" not in text and 'event="other"' in text
+
+
+@pytest.fixture
+async def impatient_client(aiohttp_client: Any, tmp_path: Path) -> TestClient:
+    settings = make_settings(tmp_path, idle_timeout_seconds=0.5, body_timeout_seconds=0.5)
+    client: TestClient = await aiohttp_client(await create_app(settings))
+    return client
+
+
+async def answer_within(client: TestClient, data: bytes, seconds: float) -> bytes:
+    """Send `data`, then nothing; the first bytes the server answers."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(100), seconds)
+    finally:
+        writer.close()
+
+
+async def test_a_slow_body_is_a_408(impatient_client: TestClient) -> None:
+    body = b'{"zen": "x"}'
+    _, headers = signed("ping", body, secret=WEBHOOK_SECRET)
+    head = webhook_head(b"ping", headers["X-Hub-Signature-256"].encode(), body * 100)
+    answer = await answer_within(impatient_client, head + b"\r\n" + body, 5)
+    assert answer.startswith(b"HTTP/1.1 408")

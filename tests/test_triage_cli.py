@@ -9,7 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.cli.main import main
-from bot.store.artifacts import ArtifactStore, LinkSigner
+from bot.store.artifacts import ArtifactStore
+from bot.web.links import LinkSigner
 from tests.fakegithub import FakeGitHub
 from tests.service_fixtures import REPO, labeled, real_issue, seed, send, settled
 from tests.shared_data import data_file
@@ -122,12 +123,12 @@ def test_directory_store_keeps_versions_as_files_and_links_expire(tmp_path: Path
     assert (first.version, second.version) == (1, 2)
     assert (tmp_path / "artifacts" / "o" / "r" / "5" / "2.md").read_text() == "two"
     assert store.get("o/r", 5, 1) == "one" and store.get("o/r", 5, 3) is None
-    signer = LinkSigner("secret-123456", "https://bot.example.org/")
+    signer = LinkSigner(b"k" * 32, "https://bot.example.org/")
     url = signer.url(second, expires=2_000)
     query = dict(part.split("=") for part in url.split("?", 1)[1].split("&"))
     assert signer.valid(second.path, query["expires"], query["sig"], now=1_999)
     assert not signer.valid(second.path, query["expires"], query["sig"], now=2_001)
     assert not signer.valid(first.path, query["expires"], query["sig"], now=1_999)
-    assert not LinkSigner("another-secret", "https://x").valid(
+    assert not LinkSigner(b"o" * 32, "https://x").valid(
         second.path, query["expires"], query["sig"], now=1_999
     )

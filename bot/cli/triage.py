@@ -187,6 +187,34 @@ def cmd_artifacts_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_artifacts_revoke(args: argparse.Namespace) -> int:
+    """End links: to one issue's prompts, a repository's, or (--all) every link issued."""
+    from bot.cli.main import load_settings
+    from bot.web.links import rotate_key
+
+    settings = load_settings(args)
+    if args.all:
+        if settings.artifact_link_key is not None:
+            return _fail("BOT_ARTIFACT_LINK_KEY is set: change it and restart to end every link")
+        rotate_key(settings.link_key_path)
+        emit(
+            f"new link key in {settings.link_key_path}: every link issued so far stops "
+            "working when the service restarts"
+        )
+        return 0
+    target = args.target or ""
+    named = parse_named(target)
+    repo, number = named if named else (target, None)
+    if "/" not in repo or "#" in repo:
+        return _fail("expected OWNER/NAME or OWNER/NAME#N (or --all)")
+    covered = ArtifactStore(settings.db).revoke(repo, number)
+    emit(
+        f"revoked links to {covered} prompt version(s) of {args.target}; "
+        "the next triage makes a new version with a new link"
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     triage = subparsers.add_parser(
         "triage", help="triage one issue (offline from the mirror, or live)"
@@ -222,3 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("issue", help="OWNER/NAME#N")
     get.add_argument("--version", type=int)
     get.set_defaults(func=cmd_artifacts_get)
+    revoke = sub.add_parser("revoke", help="make links to stored prompts stop working")
+    revoke.add_argument("target", nargs="?", help="OWNER/NAME (every issue) or OWNER/NAME#N")
+    revoke.add_argument("--all", action="store_true", help="new link key: end every link")
+    revoke.set_defaults(func=cmd_artifacts_revoke)

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # Inbox durability: NORMAL survives a process crash; FULL also survives power loss.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     max_body_bytes: int = 25 * 1024 * 1024
+    # A kept-alive connection with no complete request for this long is closed, and a
+    # request's body must arrive within `body_timeout_seconds` (else 408). aiohttp has no
+    # limit for the first request's headers: the proxy's (client_header_timeout) applies.
+    idle_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    body_timeout_seconds: float = Field(default=20.0, gt=0.0)
     # Delivery retries: attempts before dead-lettering, and the first backoff delay.
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=2.0, ge=0.0)
@@ -59,8 +64,18 @@ class Settings(BaseSettings):
     outbox_retry_hours: float = Field(default=24.0, gt=0.0)
     # Edits and comments wait this long so a burst about one issue is handled once.
     debounce_seconds: float = Field(default=3.0, ge=0.0)
-    # How long artifact links stay valid.
+    # How long artifact links stay valid: a public repository's, and a private one's (or
+    # one whose visibility no verified delivery has shown yet).
     artifact_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    artifact_link_private_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # The key that signs artifact links (never the webhook secret). Unset: a random key
+    # generated once into `artifact_link_key_file` (default: beside the database).
+    artifact_link_key: SecretStr | None = None
+    artifact_link_key_file: Path | None = None
+    # Artifact retention: the newest versions kept per issue, and the age after which
+    # older versions go (0 keeps them; an issue's latest version always stays).
+    artifact_keep_versions: int = Field(default=10, ge=1)
+    artifact_retention_days: float = Field(default=30.0, ge=0.0)
     # Minutes between redelivery catch-up scans (0 turns it off).
     redelivery_interval_minutes: int = Field(default=10, ge=0)
     artifact_dir: Path | None = None
@@ -122,6 +137,10 @@ class Settings(BaseSettings):
     def dry_run(self) -> bool:
         """No App credentials: record writes instead of sending them."""
         return self.app_id is None or (self.private_key is None and self.private_key_path is None)
+
+    @property
+    def link_key_path(self) -> Path:
+        return self.artifact_link_key_file or self.db.resolve().parent / "agent-dispatch.link-key"
 
     def app_private_key(self) -> str | None:
         if self.private_key is not None:

@@ -23,13 +23,14 @@ from bot.notify.outbox import AsyncOutbox, OutboxSender
 from bot.observability.logs import DeliveryLogger, Redactor, bind
 from bot.observability.metrics import Metrics
 from bot.store.actions import AsyncActionLog
-from bot.store.artifacts import AsyncArtifactStore, LinkSigner
+from bot.store.artifacts import AsyncArtifactStore
 from bot.store.blobs import AsyncBlobTexts
 from bot.store.mirror import AsyncMirrorStore
 from bot.store.runs import AsyncDispatchRuns
 from bot.store.thread import DatabaseThread
 from bot.store.triage_records import AsyncTriageRecords
 from bot.triage.render import Renderer
+from bot.web.links import LinkSigner
 
 log = logging.getLogger("bot.handlers")
 

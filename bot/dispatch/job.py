@@ -9,7 +9,6 @@ event never notifies twice.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,13 +145,7 @@ class Dispatcher:
     ) -> DispatchNotice:
         services = self._services
         artifact = await services.artifacts.latest(repo, number)
-        url = (
-            services.links.url(
-                artifact, expires=time.time() + services.settings.artifact_link_ttl_seconds
-            )
-            if artifact
-            else ""
-        )
+        url = services.links.url(artifact) if artifact else ""
         return DispatchNotice(
             repo=repo,
             number=number,

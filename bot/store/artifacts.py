@@ -8,7 +8,6 @@ an expiry, so a link can be shared in Slack without exposing the other artifacts
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import time
 from pathlib import Path
@@ -18,8 +17,6 @@ from pydantic import BaseModel
 
 from bot.store.db import connect
 from bot.store.thread import AsyncStore
-
-LINK_KEY_LABEL = b"agent-dispatch artifact links v1"
 
 
 class ArtifactRef(BaseModel):
@@ -37,11 +34,22 @@ class ArtifactRef(BaseModel):
 
 
 class ArtifactStore:
+    """Prompt versions; with `keep_versions` and `retention_seconds`, old ones are pruned
+    as new ones arrive (an issue's latest version always stays)."""
+
     def __init__(
-        self, db: Path | str, directory: Path | None = None, *, autocheckpoint: bool = True
+        self,
+        db: Path | str,
+        directory: Path | None = None,
+        *,
+        autocheckpoint: bool = True,
+        keep_versions: int | None = None,
+        retention_seconds: float | None = None,
     ) -> None:
         self._conn = connect(db, check_same_thread=False, autocheckpoint=autocheckpoint)
         self._directory = directory
+        self._keep = keep_versions
+        self._retention = retention_seconds or None
 
     def _file(self, repo: str, number: int, version: int) -> Path:
         assert self._directory is not None
@@ -52,7 +60,11 @@ class ArtifactStore:
         """Store `text` as the next version, unless it equals the latest one."""
         digest = hashlib.sha256(text.encode()).hexdigest()
         latest = self.latest(repo, number)
-        if latest is not None and latest.sha256 == digest:
+        if (
+            latest is not None
+            and latest.sha256 == digest
+            and not self.revoked(repo, number, latest.version)
+        ):
             return latest
         ref = ArtifactRef(
             repo=repo,
@@ -80,7 +92,57 @@ class ArtifactStore:
                 None if self._directory else text,
             ),
         )
+        self.prune(repo, number, now=ref.created_at)
         return ref
+
+    def prune(self, repo: str, number: int, *, now: float | None = None) -> int:
+        """Drop versions past the retention rules; returns how many went."""
+        at = time.time() if now is None else now
+        doomed: list[tuple[str, int, int]] = []
+        if self._keep is not None:
+            doomed += self._conn.execute(
+                "SELECT repo, number, version FROM artifacts WHERE repo = ? AND number = ?"
+                " ORDER BY version DESC LIMIT -1 OFFSET ?",
+                (repo, number, self._keep),
+            ).fetchall()
+        if self._retention is not None:
+            doomed += self._conn.execute(
+                "SELECT a.repo, a.number, a.version FROM artifacts a WHERE a.created_at < ?"
+                " AND a.version < (SELECT MAX(b.version) FROM artifacts b"
+                " WHERE b.repo = a.repo AND b.number = a.number)",
+                (at - self._retention,),
+            ).fetchall()
+        keys = sorted({(str(r[0]), int(r[1]), int(r[2])) for r in doomed})
+        self._conn.executemany(
+            "DELETE FROM artifacts WHERE repo = ? AND number = ? AND version = ?", keys
+        )
+        if self._directory is not None:
+            for repo_name, issue, version in keys:
+                self._file(repo_name, issue, version).unlink(missing_ok=True)
+        return len(keys)
+
+    def revoke(self, repo: str, number: int | None = None, *, now: float | None = None) -> int:
+        """Links to every version so far (of one issue, or of the repository) stop working;
+        returns how many versions that covers. A later triage makes a new version."""
+        at = time.time() if now is None else now
+        self._conn.execute(
+            "INSERT INTO artifact_revocations (repo, number, revoked_at) VALUES (?, ?, ?)",
+            (repo, number, at),
+        )
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM artifacts WHERE repo = ? AND (? IS NULL OR number = ?)",
+            (repo, number, number),
+        ).fetchone()
+        return int(row[0])
+
+    def revoked(self, repo: str, number: int, version: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM artifacts a JOIN artifact_revocations r ON r.repo = a.repo"
+            " AND (r.number IS NULL OR r.number = a.number) AND a.created_at <= r.revoked_at"
+            " WHERE a.repo = ? AND a.number = ? AND a.version = ? LIMIT 1",
+            (repo, number, version),
+        ).fetchone()
+        return row is not None
 
     def latest(self, repo: str, number: int) -> ArtifactRef | None:
         row = self._conn.execute(
@@ -140,27 +202,5 @@ class AsyncArtifactStore(AsyncStore[ArtifactStore]):
     async def get(self, repo: str, number: int, version: int) -> str | None:
         return await self._run(self.sync.get, repo, number, version)
 
-
-class LinkSigner:
-    """Signs artifact paths with a key derived from the webhook secret."""
-
-    def __init__(self, secret: str, public_url: str) -> None:
-        self._key = hmac.new(secret.encode(), LINK_KEY_LABEL, hashlib.sha256).digest()
-        self._base = public_url.rstrip("/")
-
-    def _signature(self, path: str, expires: int) -> str:
-        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def url(self, ref: ArtifactRef, *, expires: float) -> str:
-        stamp = int(expires)
-        return f"{self._base}{ref.path}?expires={stamp}&sig={self._signature(ref.path, stamp)}"
-
-    def valid(
-        self, path: str, expires: str | None, signature: str | None, *, now: float | None = None
-    ) -> bool:
-        if not expires or not signature or not expires.isdigit():
-            return False
-        stamp = int(expires)
-        if stamp < (time.time() if now is None else now):
-            return False
-        return hmac.compare_digest(self._signature(path, stamp), signature)
+    async def revoked(self, repo: str, number: int, version: int) -> bool:
+        return await self._run(self.sync.revoked, repo, number, version)

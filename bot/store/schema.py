@@ -261,6 +261,17 @@ CREATE TABLE IF NOT EXISTS blob_texts (
 );
 """
 
+ARTIFACT_REVOCATIONS = """
+CREATE INDEX IF NOT EXISTS artifacts_created ON artifacts (created_at);
+-- Links to versions created up to `revoked_at` stop working (number NULL: every issue).
+CREATE TABLE IF NOT EXISTS artifact_revocations (
+    repo TEXT NOT NULL,
+    number INTEGER,
+    revoked_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifact_revocations_repo ON artifact_revocations (repo, number);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -275,6 +286,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "repo_trees.blobs: blob sha per path, so unchanged files are not fetched again",
         "ALTER TABLE repo_trees ADD COLUMN blobs TEXT;",
     ),
+    Migration(5, "artifact link revocations; artifacts by age (retention)", ARTIFACT_REVOCATIONS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -198,7 +198,7 @@ class TriageJob:
         """Render the triage comment for `decision` and create or edit it; (link, id, action)."""
         services = self._services
         repo, number = decision.repo, decision.number
-        expires = artifact.created_at + services.settings.artifact_link_ttl_seconds
+        expires = services.links.expires_for(artifact, now=artifact.created_at)
         artifact_url = services.links.url(artifact, expires=expires)
         body = services.renderer.comment(
             comment_context(

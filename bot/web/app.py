@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -21,23 +22,27 @@ POOL = web.AppKey("pool", WorkerPool)
 READ_CHUNK = 64 * 1024
 
 
-async def read_capped(request: web.Request, limit: int) -> bytes:
-    """Read the body, stopping as soon as it passes `limit` bytes."""
+async def read_capped(request: web.Request, limit: int, timeout: float) -> bytes:
+    """Read the body, stopping as soon as it passes `limit` bytes or `timeout` seconds."""
     if request.content_length is not None and request.content_length > limit:
         raise Rejection(413, f"payload larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise Rejection(413, f"payload larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(READ_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise Rejection(413, f"payload larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Rejection(408, f"body not received within {timeout:g} seconds") from None
     return b"".join(chunks)
 
 
 def _answer(status: int, text: str, **extra: Any) -> web.Response:
     response = web.json_response({"status": text, **extra}, status=status)
-    if status == 413:
+    if status in (408, 413):
         response.force_close()  # do not drain a huge body we refuse to read
     return response
 
@@ -49,7 +54,7 @@ async def webhook(request: web.Request) -> web.Response:
         event, delivery_id = check_headers(
             request.headers.get("X-GitHub-Event"), request.headers.get("X-GitHub-Delivery")
         )
-        body = await read_capped(request, settings.max_body_bytes)
+        body = await read_capped(request, settings.max_body_bytes, settings.body_timeout_seconds)
         verify_signature(
             settings.require_webhook_secret(), body, request.headers.get("X-Hub-Signature-256")
         )
@@ -63,6 +68,11 @@ async def webhook(request: web.Request) -> web.Response:
             rejection.reason,
         )
         return _answer(rejection.status, "rejected", reason=rejection.reason)
+    repository = data.get("repository")
+    if isinstance(repository, dict) and isinstance(repository.get("private"), bool):
+        services.links.note_visibility(
+            str(repository.get("full_name")), private=repository["private"]
+        )
     now = time.time()
     delivery = describe(
         event,
@@ -105,6 +115,11 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
+def _plain_number(text: str) -> bool:
+    """ASCII digits of a sane length ("²".isdigit() is True, int() of it fails)."""
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
+
+
 async def artifact(request: web.Request) -> web.Response:
     """A stored prompt, for a link whose signature and expiry are valid; 404 for anything else."""
     services = request.app[SERVICES]
@@ -114,11 +129,16 @@ async def artifact(request: web.Request) -> web.Response:
     ):
         return not_found
     info = request.match_info
-    if not info["number"].isdigit() or not info["version"].isdigit():
+    if not (_plain_number(info["number"]) and _plain_number(info["version"])):
         return not_found
-    text = await services.artifacts.get(
-        f"{info['owner']}/{info['name']}", int(info["number"]), int(info["version"])
+    repo, number, version = (
+        f"{info['owner']}/{info['name']}",
+        int(info["number"]),
+        int(info["version"]),
     )
+    if await services.artifacts.revoked(repo, number, version):
+        return not_found
+    text = await services.artifacts.get(repo, number, version)
     if text is None:
         return not_found
     return web.Response(

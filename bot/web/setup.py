@@ -5,6 +5,11 @@ with a random single-use `state`. GitHub creates the App and sends the browser b
 /setup/callback with a code, which we exchange for the App's credentials and write to
 the local env file (mode 600) and a private-key file beside it. The credentials never
 reach a page or a log line; the operator restarts the service to leave dry-run.
+
+Whoever completes registration owns the deployment (their App's webhook secret lands in
+.env), and the hostname is public (Certificate Transparency) before anyone registers.
+So /setup needs a setup token: random, made at start-up, printed in the service's log
+(and so in `./dev serve` output), good until an App is registered here.
 """
 
 from __future__ import annotations
@@ -261,6 +266,10 @@ def _restart_note(env_file: Path) -> str:
     return note
 
 
+def new_setup_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 @dataclass
 class Registration:
     settings: Settings
@@ -268,7 +277,15 @@ class Registration:
     manifest_path: Path = APP_MANIFEST
     states: PendingStates = field(default_factory=PendingStates)
     registered: dict[str, str] | None = None  # name and html_url of the App made here
+    token: str = field(default_factory=new_setup_token)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def setup_url(self) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/setup?{urlencode({'token': self.token})}"
+
+    def _token_ok(self, request: web.Request) -> bool:
+        given = request.query.get("token", "")
+        return given.isascii() and secrets.compare_digest(given, self.token)
 
     def _registered_page(self) -> web.Response:
         assert self.registered is not None
@@ -283,6 +300,13 @@ class Registration:
         return _page("GitHub App registered", body)
 
     async def setup(self, request: web.Request) -> web.Response:
+        if not self._token_ok(request):
+            return _page(
+                "Setup token needed",
+                "<p>Registering the GitHub App needs the setup token: open the "
+                "<code>/setup?token=…</code> address printed in the service's log.</p>",
+                status=403,
+            )
         if self.registered is not None:
             return self._registered_page()
         org = request.query.get("org") or None
@@ -314,6 +338,7 @@ taken), its permissions and events, then sends you back here.</p>
 <button type="submit">Create the GitHub App</button>
 </form>
 <form method="get" action="/setup"><p>For an organization instead:
+<input type="hidden" name="token" value="{html.escape(self.token)}">
 <input name="org" placeholder="organization" pattern="[A-Za-z0-9][A-Za-z0-9-]*" required>
 <button type="submit">Use it</button></p></form>"""
         return _page("Register agent-dispatch", body, forms=True)
@@ -361,5 +386,10 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     """Mount /setup and /setup/callback (only while no App is configured)."""
     registration = Registration(settings)
     app[REGISTRATION] = registration
+    log.warning(
+        "no GitHub App is configured: register one at %s (the token in it is needed and "
+        "works until an App is registered)",
+        registration.setup_url(),
+    )
     app.router.add_get("/setup", registration.setup)
     app.router.add_get("/setup/callback", registration.callback)
