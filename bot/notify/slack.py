@@ -208,7 +208,8 @@ def _header(text: str) -> dict[str, Any]:
 
 
 def _message(fallback: str, blocks: list[dict[str, Any]]) -> Message:
-    return {"text": clip(fallback, FALLBACK_CHARS), "blocks": blocks[:MAX_BLOCKS]}
+    """The fallback `text` (notifications, screen readers) is mrkdwn too: escaped whole."""
+    return {"text": clip(escape(fallback), FALLBACK_CHARS), "blocks": blocks[:MAX_BLOCKS]}
 
 
 # -- the dispatch notice ----------------------------------------------------------------

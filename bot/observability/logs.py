@@ -105,8 +105,12 @@ def configure_logging(settings: Settings, redactor: Redactor) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def init_sentry(settings: Settings, redactor: Redactor) -> bool:
-    """Send errors to Sentry when a DSN is set; events never carry secrets or bodies."""
+def init_sentry(settings: Settings, redactor: Redactor, *, transport: Any = None) -> bool:
+    """Send errors to Sentry when a DSN is set; events never carry secrets or bodies.
+
+    Frame variables are off: a handler's locals hold payloads, issue text and tokens.
+    `transport` replaces Sentry's own (tests capture events with it).
+    """
     if settings.sentry_dsn is None:
         return False
     import sentry_sdk
@@ -121,11 +125,25 @@ def init_sentry(settings: Settings, redactor: Redactor) -> bool:
         before_send=before_send,  # type: ignore[arg-type]
         send_default_pii=False,
         max_request_body_size="never",
+        include_local_variables=False,
+        **({"transport": transport} if transport is not None else {}),
     )
     return True
 
 
+def _frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every stack frame of an event's exceptions and threads."""
+    frames: list[dict[str, Any]] = []
+    for kind in ("exception", "threads"):
+        for value in (event.get(kind) or {}).get("values") or []:
+            frames.extend((value.get("stacktrace") or {}).get("frames") or [])
+    return frames
+
+
 def scrub_sentry_event(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """No request body, cookies, signature or auth headers, frame variables, or secrets."""
+    for frame in _frames(event):
+        frame.pop("vars", None)
     request = event.get("request")
     if isinstance(request, dict):
         request.pop("data", None)

@@ -10,8 +10,25 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Zero-width, joiner, word-joiner, BOM and bidirectional controls.
-INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
+
+def _format_characters() -> str:
+    """Every format (`Cf`) character: zero-width, joiners, bidirectional controls, U+061C,
+    the BOM, soft hyphen, and the tag characters, which spell hidden ASCII a person never
+    sees but a model reads. Computed from Unicode once (planes 0, 1 and 14 hold them all)."""
+    planes = (range(0x0, 0x20000), range(0xE0000, 0xE1000))
+    return "".join(
+        chr(c) for plane in planes for c in plane if unicodedata.category(chr(c)) == "Cf"
+    )
+
+
+# Format characters, the whole tag block (U+E0000-E007F, assigned or not) and the
+# variation selectors (U+FE00-FE0F, U+E0100-E01EF), which can smuggle one byte each.
+INVISIBLE = re.compile(
+    "[" + re.escape(_format_characters()) + "\U000e0000-\U000e007f"
+    "\ufe00-\ufe0f\U000e0100-\U000e01ef]"
+)
+# Line and paragraph separators break lines for some readers and not for others.
+SEPARATORS = re.compile("[\u2028\u2029\x85]")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 BACKTICK_RUN = re.compile(r"`+")
 MARKER_OPEN = re.compile(r"<!--\s*agent-dispatch", re.IGNORECASE)
@@ -21,7 +38,7 @@ NEUTRAL_MARKER = "<!-- (quoted) agent\u2011dispatch"
 def clean(text: str) -> str:
     """Normalise newlines and drop characters that hide or reorder text."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = INVISIBLE.sub("", text)
+    text = SEPARATORS.sub("\n", INVISIBLE.sub("", text))
     text = CONTROL.sub("", text)
     return MARKER_OPEN.sub(NEUTRAL_MARKER, text)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config.repo import DEFAULT_COMPLETION, RepoConfig
 from bot.config.triage import TriageRules
@@ -30,6 +29,7 @@ from bot.models import (
 )
 from bot.packaged import prompts_dir
 from bot.triage.quoting import excerpt, fenced, inline
+from bot.triage.sandbox import LimitedSandbox, render_limited
 from bot.triage.source import PullContext, SourceContext
 from bot.triage.text import is_maintainer
 
@@ -179,13 +179,13 @@ class HardwareNeed:
 class Renderer:
     def __init__(self, prompts_dir: Path = PROMPTS_DIR) -> None:
         self._env = _environment(loader=FileSystemLoader(str(prompts_dir)))
-        self._sandbox = _environment(SandboxedEnvironment)
+        self._sandbox = _environment(LimitedSandbox)
 
     # -- small templates from the repository's config -----------------------------------
     def config_line(self, template: str, **values: Any) -> str:
         """Render one configured line (setup, completion, launch) in the sandbox."""
         try:
-            return self._sandbox.from_string(template).render(**values)
+            return render_limited(self._sandbox.from_string(template), values)
         except TemplateError as exc:
             raise PromptTemplateError(f"{template[:60]!r}: {exc}") from exc
 
@@ -379,7 +379,9 @@ class Renderer:
             override = config.prompt.overrides.get(name)
             if override is not None:
                 try:
-                    sections.append(self._sandbox.from_string(override).render(**context).strip())
+                    sections.append(
+                        render_limited(self._sandbox.from_string(override), context).strip()
+                    )
                     continue
                 except TemplateError as exc:
                     errors.append(f"prompt.overrides.{name}: {exc}")
