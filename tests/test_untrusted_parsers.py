@@ -78,8 +78,8 @@ def test_no_module_pattern_backtracks_on_hostile_shapes() -> None:
             if whole < PATTERN_BUDGET_SECONDS:
                 continue
             quarter = min(scan_seconds(pattern, text[: len(text) // 4]) for _ in range(3))
-            whole = min(whole, scan_seconds(pattern, text))
-            if whole > 8 * quarter:
+            whole = min(scan_seconds(pattern, text) for _ in range(2))  # the first was disturbed?
+            if whole > PATTERN_BUDGET_SECONDS and whole > 8 * quarter:
                 slow.append(
                     f"{name} on {shape!r}: {whole * 1000:.0f} ms, 1/4: {quarter * 1000:.0f}"
                 )
