@@ -221,14 +221,11 @@ async def _on_command(intent: CommandGiven, ctx: EventContext, config: RepoConfi
     allowed, why = await may_dispatch(gh, repo, who, config)
     ctx.log.info("/dispatch from %s: %s (%s)", who.login, "allowed" if allowed else "refused", why)
     if not allowed:
-        await dispatcher.say(
+        await dispatcher.answer_once(
             gh,
             repo,
             number,
-            [
-                f"Thanks, @{who.login}! `/dispatch` is reserved for {who_may_dispatch(config)}, "
-                "so nothing was sent.",
-            ],
+            [f"`/dispatch` is reserved for {who_may_dispatch(config)}, so nothing was sent."],
         )
         return
     numbers = list(command.numbers) or [number]

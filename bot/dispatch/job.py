@@ -70,12 +70,11 @@ def may_advance_run(*, merged: bool, author_role: str) -> bool:
 
 
 def who_may_dispatch(config: RepoConfig) -> str:
+    """Said to whoever was refused: names no user (no @-mention pings the allowed list)."""
     policy = config.dispatch
     parts = [f"people with the `{policy.required_permission}` role or higher"]
-    if policy.allowed_users:
-        parts.append("the users " + ", ".join(f"@{u}" for u in policy.allowed_users))
-    if policy.allowed_teams:
-        parts.append("members of the teams " + ", ".join(f"`{t}`" for t in policy.allowed_teams))
+    if policy.allowed_users or policy.allowed_teams:
+        parts.append("people the repository's configuration names")
     return " and ".join(parts)
 
 
@@ -106,6 +105,39 @@ class Dispatcher:
             bot_login=await self._services.github.bot_login(),
             body=dispatch_comment(lines),
         )
+
+    async def _in_flight_elsewhere(self, repo: str, number: int, key: str) -> str | None:
+        """Why `number` is not sent again: queued or dispatched by a run with another key.
+
+        The signature covers only the body, so a captured delivery can come back under a
+        new delivery id; a dispatch is idempotent by what it sends, not by that id."""
+        for run in await self._services.runs.runs_for_issue(repo, number):
+            if run.key == key:
+                continue
+            for item in run.items:
+                if item.number == number and item.status in ("queued", "dispatched"):
+                    return f"already {item.status} (run {run.id})"
+        return None
+
+    async def answer_once(
+        self, gh: GitHubClient, repo: str, number: int, lines: Sequence[str]
+    ) -> bool:
+        """Say `lines` only when the issue has no dispatch comment yet: a refusal never
+        replaces news a maintainer's dispatch posted, and asking again gets no new answer."""
+        existing = await gh.list_comments(repo, number)
+        bot_login = await self._services.github.bot_login()
+        if any(comments.is_ours(c, DISPATCH_MARKER_PREFIX, bot_login) for c in existing):
+            return False
+        await comments.upsert(
+            gh,
+            repo,
+            number,
+            existing,
+            marker_prefix=DISPATCH_MARKER_PREFIX,
+            bot_login=bot_login,
+            body=dispatch_comment(lines),
+        )
+        return True
 
     async def refuse_label(
         self, gh: GitHubClient, repo: str, number: int, label: str, lines: Sequence[str]
@@ -177,6 +209,10 @@ class Dispatcher:
         issues, titles = [], {}
         skipped: dict[int, str] = {}
         for number in dict.fromkeys(numbers):
+            in_flight = await self._in_flight_elsewhere(repo, number, key)
+            if in_flight is not None:
+                skipped[number] = in_flight
+                continue
             if origin is not None and number != origin:
                 why = await self._whereabouts(gh, repo, number)
                 if why is not None:
@@ -196,8 +232,11 @@ class Dispatcher:
             )
         if skipped:
             self._log.info("dispatch %s skips %s", key, skipped)
+        if not issues and origin is None:  # e.g. a replayed label delivery: already out
+            self._log.info("dispatch %s: nothing new to send (%s)", key, skipped)
+            return None
         if not issues:
-            assert origin is not None  # only a command's issues are skipped, never its own
+            assert origin is not None
             await self.say(gh, repo, origin, ["**Nothing dispatched.**", *skipped_lines(skipped)])
             return None
         referenced = {

@@ -99,6 +99,14 @@ LOST_REFERENCE = re.compile(
 LINK_PLACEHOLDER = "<the prompt link from the triage comment or the Slack message>"
 
 
+# A comment of the target issue is never cut below this many characters to fit the budget.
+COMMENT_FLOOR = 500
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "\n… (cut to fit the prompt budget)"
+
+
 class PromptTemplateError(ValueError):
     """A repository override is not a valid template (the default is used instead)."""
 
@@ -211,6 +219,26 @@ class Renderer:
         while len(text) > budget and related:
             dropped = related.pop()
             trimmed.append(f"#{dropped.ref.number} left out")
+            text, errors = self._prompt_text(data, context, related, trimmed, errors)
+        # Then the target's own comments (anyone can write them): each is cut shorter, and
+        # at the floor the oldest go, so outsiders' comments cannot outgrow the budget.
+        issue = data.issue
+        cap = max((len(c.body) for c in issue.comments), default=0)
+        comments = list(issue.comments)
+        while len(text) > budget and (cap > COMMENT_FLOOR or len(comments) > 1):
+            if cap > COMMENT_FLOOR:
+                cap = max(COMMENT_FLOOR, cap // 2)
+            else:
+                comments.pop(0)
+            note = f"comments on #{issue.number} cut to {cap} characters" + (
+                f", the {len(issue.comments) - len(comments)} oldest left out"
+                if len(comments) < len(issue.comments)
+                else ""
+            )
+            trimmed[:] = [t for t in trimmed if not t.startswith(f"comments on #{issue.number}")]
+            trimmed.append(note)
+            shorter = [c.model_copy(update={"body": _cut(c.body, cap)}) for c in comments]
+            context = {**context, "issue": issue.model_copy(update={"comments": shorter})}
             text, errors = self._prompt_text(data, context, related, trimmed, errors)
         return RenderedPrompt(text=text, trimmed=trimmed, override_errors=errors)
 
