@@ -54,19 +54,27 @@ def _closes(line: str, fence: str) -> bool:
 
 def prose_lines(text: str | None) -> list[str]:
     """The lines outside fenced code and `>` quotes, in order (one pass, capped)."""
+    text = (text or "")[:MAX_TEXT]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if "`" not in text and "~" not in text and ">" not in text:
+        return lines  # no fence and no quote: every line is prose
     kept: list[str] = []
     fence: str | None = None
-    for line in (text or "")[:MAX_TEXT].replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    for line in lines:
+        head = line.lstrip(" \t")[:1]
         if fence is not None:
-            if _closes(line, fence):
+            if head == fence[0] and _closes(line, fence):
                 fence = None
             continue
-        opening = _fence_opening(line)
-        if opening is not None:
-            fence = opening
+        if head == ">":
             continue
-        if line.lstrip(" \t").startswith(">"):
-            continue
+        if head in _FENCE_CHARS and head:
+            opening = _fence_opening(line)
+            if opening is not None:
+                fence = opening
+                continue
         kept.append(line)
     return kept
 

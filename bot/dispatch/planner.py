@@ -33,6 +33,9 @@ _DEPENDENCY = re.compile(
 _OPEN_TASK = re.compile(r"[ \t]{0,20}[-*+][ \t]{1,20}\[ \][ \t]{1,20}(?=#)")
 
 
+MAX_DEPENDENCIES = 100
+
+
 def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
     """Issue numbers this issue waits for, in order of first mention (itself excluded).
 
@@ -44,6 +47,8 @@ def parse_dependencies(body: str, *, number: int | None = None) -> list[int]:
     found: list[int] = []
     for match in _DEPENDENCY.finditer(text):
         found.extend(bare_numbers(match.group(1)))
+        if len(found) >= MAX_DEPENDENCIES:  # no plan is this large: the rest is noise
+            break
     tasks = [line[m.end() :] for line in lines if "[ ]" in line and (m := _OPEN_TASK.match(line))]
     for rest in tasks:
         found.extend(ref.number for ref in references(rest)[:1] if ref.start == 0 and not ref.repo)
