@@ -221,11 +221,12 @@ async def _on_command(intent: CommandGiven, ctx: EventContext, config: RepoConfi
     allowed, why = await may_dispatch(gh, repo, who, config)
     ctx.log.info("/dispatch from %s: %s (%s)", who.login, "allowed" if allowed else "refused", why)
     if not allowed:
-        await dispatcher.answer_once(
+        await dispatcher.say(
             gh,
             repo,
             number,
             [f"`/dispatch` is reserved for {who_may_dispatch(config)}, so nothing was sent."],
+            only_first=True,
         )
         return
     numbers = list(command.numbers) or [number]

@@ -93,18 +93,36 @@ class Dispatcher:
         self._services = services
         self._log = log
 
-    async def say(self, gh: GitHubClient, repo: str, number: int, lines: Sequence[str]) -> None:
-        """Upsert the bot's dispatch comment on the issue (one per issue, edited in place)."""
+    async def say(
+        self,
+        gh: GitHubClient,
+        repo: str,
+        number: int,
+        lines: Sequence[str],
+        *,
+        only_first: bool = False,
+    ) -> bool:
+        """Upsert the bot's dispatch comment on the issue (one per issue, edited in place).
+
+        `only_first`: say it only when the issue has no dispatch comment yet (answers to
+        people who may not dispatch: they never replace news, and asking again gets no new
+        answer). Returns whether the comment was written."""
         existing = await gh.list_comments(repo, number)
+        bot_login = await self._services.github.bot_login()
+        if only_first and any(
+            comments.is_ours(c, DISPATCH_MARKER_PREFIX, bot_login) for c in existing
+        ):
+            return False
         await comments.upsert(
             gh,
             repo,
             number,
             existing,
             marker_prefix=DISPATCH_MARKER_PREFIX,
-            bot_login=await self._services.github.bot_login(),
+            bot_login=bot_login,
             body=dispatch_comment(lines),
         )
+        return True
 
     async def _in_flight_elsewhere(self, repo: str, number: int, key: str) -> str | None:
         """Why `number` is not sent again: queued or dispatched by a run with another key.
@@ -118,26 +136,6 @@ class Dispatcher:
                 if item.number == number and item.status in ("queued", "dispatched"):
                     return f"already {item.status} (run {run.id})"
         return None
-
-    async def answer_once(
-        self, gh: GitHubClient, repo: str, number: int, lines: Sequence[str]
-    ) -> bool:
-        """Say `lines` only when the issue has no dispatch comment yet: a refusal never
-        replaces news a maintainer's dispatch posted, and asking again gets no new answer."""
-        existing = await gh.list_comments(repo, number)
-        bot_login = await self._services.github.bot_login()
-        if any(comments.is_ours(c, DISPATCH_MARKER_PREFIX, bot_login) for c in existing):
-            return False
-        await comments.upsert(
-            gh,
-            repo,
-            number,
-            existing,
-            marker_prefix=DISPATCH_MARKER_PREFIX,
-            bot_login=bot_login,
-            body=dispatch_comment(lines),
-        )
-        return True
 
     async def refuse_label(
         self, gh: GitHubClient, repo: str, number: int, label: str, lines: Sequence[str]
