@@ -182,6 +182,8 @@ async def test_operators_replay_deliveries_and_retry_the_outbox(
     assert retried.status == 303
     overview = await (await ui.get("/ui/")).text()
     assert "Deliveries per hour" in overview and "<svg" in overview
+    # The permission checks of this test's requests reported the installation's limit.
+    assert re.search(r"installation 1: \d+ of 5000 requests", overview)
 
 
 def test_hourly_chart_scales_to_the_peak() -> None:
@@ -202,3 +204,44 @@ def test_prompt_diff_tags_lines() -> None:
         ("del", "-b"),
         ("add", "+c"),
     ]
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+# (foreground, background, least ratio): WCAG AA, 4.5:1 for text, 3:1 for the focus ring.
+PAIRS = [
+    ("text", "bg", 4.5),
+    ("text", "panel", 4.5),
+    ("muted", "bg", 4.5),
+    ("muted", "panel", 4.5),
+    ("link", "bg", 4.5),
+    ("link", "panel", 4.5),
+    ("#ffffff", "link", 4.5),  # button text
+    ("good", "bg", 4.5),
+    ("good", "add-bg", 4.5),
+    ("bad", "bg", 4.5),
+    ("bad", "del-bg", 4.5),
+    ("focus", "bg", 3.0),
+]
+
+
+@pytest.mark.parametrize("foreground, background, least", PAIRS)
+def test_stylesheet_colours_keep_aa_contrast(
+    foreground: str, background: str, least: float
+) -> None:
+    css = (Path(__file__).resolve().parents[1] / "bot/dashboard/static/style.css").read_text()
+    palette = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6});", css))
+
+    def colour(name: str) -> str:
+        return name if name.startswith("#") else palette[name]
+
+    assert contrast(colour(foreground), colour(background)) >= least

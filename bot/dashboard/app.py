@@ -373,6 +373,13 @@ async def overview(request: web.Request, session: Session) -> web.StreamResponse
 
         context["service"] = await dashboard.query(service)
         context["now"] = now
+        context["rate_limits"] = [
+            ("the App" if identity is None else f"installation {identity}", gate)
+            for identity, gate in sorted(
+                dashboard.services.github.rate_limits().items(), key=lambda i: i[0] or 0
+            )
+            if gate.remaining is not None
+        ]
     return dashboard.render(request, "overview.html.j2", **context)
 
 

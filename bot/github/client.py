@@ -563,6 +563,10 @@ class GitHubFactory:
         self._tokens = InstallationTokenCache(self._fetch_token, clock=clock)
         self.token_client = self._client(auth=None, gate=self._gate(None))
 
+    def rate_limits(self) -> dict[int | None, RateGate]:
+        """Each identity's gate (None: the App itself), with the limit last reported."""
+        return dict(self._gates)
+
     def _gate(self, installation_id: int | None) -> RateGate:
         gate = self._gates.get(installation_id)
         if gate is None:

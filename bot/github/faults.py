@@ -135,6 +135,10 @@ class RateGate:
         self._clock = clock
         self.blocked_until = 0.0
         self.reason = ""
+        # The primary limit as the last response reported it (the dashboard shows it).
+        self.remaining: int | None = None
+        self.limit: int | None = None
+        self.resets_at: float | None = None
 
     def block(self, until: float, reason: str) -> None:
         if until > self.blocked_until:
@@ -145,6 +149,12 @@ class RateGate:
         self.block(self._clock() + seconds, reason)
 
     def observe(self, headers: Mapping[str, str]) -> None:
+        remaining = _header_float(headers, "x-ratelimit-remaining")
+        if remaining is not None:
+            self.remaining = int(remaining)
+            limit = _header_float(headers, "x-ratelimit-limit")
+            self.limit = None if limit is None else int(limit)
+            self.resets_at = _header_float(headers, "x-ratelimit-reset")
         reset = exhausted_until(headers)
         if reset is not None:
             self.block(reset, "primary rate limit exhausted")
