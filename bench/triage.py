@@ -2,7 +2,8 @@
 
 Target (issue 6, issue 12): at most 6 GitHub requests per triage once the config and the
 default branch's tree are cached, and under 1 s of wall time; issue 13: a triage whose
-prompt quotes three repository files within 9 requests. Usage: .venv/bin/python bench/triage.py [--latency 0.05] [--runs 5]
+prompt quotes three repository files within 9 requests.
+Usage: .venv/bin/python bench/triage.py [--latency 0.05] [--runs 5]
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ async def measure(fake: FakeGitHub, latency: float, runs: int) -> None:
                 )
             cached = [r for r in rows if r[0] == "cached"]
             print(
-                f"cached triage, {latency * 1000:.0f} ms per request: max {max(r[2] for r in cached)} requests, "
-                f"median {statistics.median(r[3] for r in cached) * 1000:.0f} ms, max {max(r[3] for r in cached) * 1000:.0f} ms"
+                f"cached triage, {latency * 1000:.0f} ms per request: "
+                f"max {max(r[2] for r in cached)} requests, "
+                f"median {statistics.median(r[3] for r in cached) * 1000:.0f} ms, "
+                f"max {max(r[3] for r in cached) * 1000:.0f} ms"
             )
 
 
@@ -122,7 +125,9 @@ async def measure_source(fake: FakeGitHub, latency: float) -> None:
                 print(
                     f"source context, tree cached, {label:<16} #{number} quotes {len(files)} files:"
                     f" {len(made)} GitHub requests  {elapsed * 1000:6.0f} ms"
-                    f"  ({', '.join(sorted(r.method + ' ' + r.api_path.rsplit('/', 1)[-1] for r in made))})"
+                    "  ("
+                    + ", ".join(sorted(f"{r.method} {r.api_path.rsplit('/', 1)[-1]}" for r in made))
+                    + ")"
                 )
 
 

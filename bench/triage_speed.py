@@ -29,7 +29,8 @@ from transformers import AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained("gpt2", device_map="auto")
 ```
 Traceback (most recent call last):
-  File "/usr/lib/python3.10/site-packages/transformers/modeling_utils.py", line 3400, in from_pretrained
+  File "/usr/lib/python3.10/site-packages/transformers/modeling_utils.py", line 3400, in \
+from_pretrained
     model = cls(config)
 RuntimeError: Expected all tensors to be on the same device
 The call to `from_pretrained` fails on 2 GPUs, see https://github.com/o/r/blob/main/src/x.py#L10 ![img](https://x/assets/1)
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 assess(issue, view, config, None)
                 timings.append((time.perf_counter() - start) * 1000)
             sys.stdout.write(
-                f"  {name:<18} median {statistics.median(timings):6.2f} ms   max {max(timings):6.2f} ms\n"
+                f"  {name:<18} median {statistics.median(timings):6.2f} ms"
+                f"   max {max(timings):6.2f} ms\n"
             )
     return 0
 

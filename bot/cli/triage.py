@@ -43,7 +43,8 @@ def _local_config(path: Path | None) -> tuple[RepoConfig, tuple[str, ...]]:
 
 def _decision_lines(decision: TriageDecision) -> list[str]:
     lines = [
-        f"{decision.repo}#{decision.number}: {decision.verdict} (score {decision.score:.2f}, mode {decision.mode})",
+        f"{decision.repo}#{decision.number}: {decision.verdict} "
+        f"(score {decision.score:.2f}, mode {decision.mode})",
         f"  {decision.summary}",
     ]
     lines += [f"  {s.weight:+.2f} {s.name}: {s.evidence}" for s in decision.signals]

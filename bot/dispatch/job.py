@@ -202,7 +202,7 @@ class Dispatcher:
         source: str = "label",
         origin: int | None = None,
     ) -> StartedRun | None:
-        """Plan and send a dispatch of `numbers`; non-actionable issues are refused unless forced."""
+        """Plan and send a dispatch of `numbers`; non-actionable ones are refused unless forced."""
         services, config = self._services, loaded.config
         issues, titles = [], {}
         skipped: dict[int, str] = {}
@@ -316,7 +316,9 @@ class Dispatcher:
                     repo,
                     number,
                     [
-                        f"**Queued** (run {run.id}): {config.dispatch.max_in_flight} dispatched issues are already in flight; this goes out when one of them lands.",
+                        f"**Queued** (run {run.id}): {config.dispatch.max_in_flight} "
+                        "dispatched issues are already in flight; this goes out when one of "
+                        "them lands.",
                         *skipped_lines(skipped),
                     ],
                 )
@@ -367,7 +369,8 @@ class Dispatcher:
                     repo,
                     origin,
                     [
-                        f"**Batch planned** (run {run.id}): {len(plan.dispatch_now)} dispatched, {len(plan.queued)} queued, {len(plan.refused)} refused.",
+                        f"**Batch planned** (run {run.id}): {len(plan.dispatch_now)} "
+                        f"dispatched, {len(plan.queued)} queued, {len(plan.refused)} refused.",
                         *(
                             f"- wave {i + 1}: " + ", ".join(f"#{n}" for n in wave)
                             for i, wave in enumerate(plan.waves)
@@ -392,7 +395,10 @@ class Dispatcher:
         targets: Sequence[int],
         loaded: LoadedConfig,
     ) -> None:
-        """A PR for dispatched issues was opened, merged, closed or reopened: thread reply, release, comment."""
+        """A PR for dispatched issues opened, merged, closed or reopened.
+
+        Replies in the Slack thread, releases queued work, and re-triages the issue.
+        """
         services = self._services
         for number in targets:
             if not await services.runs.runs_for_issue(repo, number):
@@ -428,7 +434,7 @@ class Dispatcher:
     async def _release(
         self, gh: GitHubClient, repo: str, item: RunItem, loaded: LoadedConfig
     ) -> None:
-        """A queued issue whose turn came: its own notice, in the plan's thread when there is one."""
+        """A queued issue whose turn came: its own notice, in the plan's thread if there is one."""
         services = self._services
         record = await services.records.latest(repo, item.number)
         mirrored = await services.mirror.get_issue(repo, item.number)

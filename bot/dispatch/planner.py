@@ -314,7 +314,7 @@ def releasable(items: Sequence[RunItem], *, max_in_flight: int) -> list[RunItem]
     return ready[:slots]
 
 
-# -- run records (stored by bot.store.runs) ----------------------------------------------------------------------------
+# -- run records (stored by bot.store.runs) ------------------------------------------------
 
 
 @dataclass(frozen=True)
