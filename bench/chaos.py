@@ -46,7 +46,7 @@ def main() -> int:
         applied=args.applied,
         slack_outage=args.outage,
         targeted=AIMED,
-        kill_every=(2.0, 8.0),
+        kill_every=(3.0, 10.0),
         pace=0.1,
         settle_timeout=600.0,
         seed=args.seed,

@@ -51,7 +51,7 @@ REPO = "huggingface/peft"  # the seeded issue's own repository (its package path
 MAINTAINER = "maint"
 CONFIG = "dispatch:\n  batch_window_seconds: 0\n  max_in_flight: 1000\n"
 TARGETED = (
-    "slack_post:0.25,slack_posted:0.25,github_write:0.02,github_written:0.02,group_commit:0.01"
+    "slack_post:0.15,slack_posted:0.6,github_write:0.02,github_written:0.03,group_commit:0.01"
 )
 
 
@@ -61,8 +61,8 @@ class Plan:
     deliveries: int = 40  # well-formed ones
     malformed: int = 40
     kills: int = 6
-    server_errors: float = 0.1  # GitHub: share of requests answered 5xx (not applied)
-    applied: float = 0.1  # GitHub: share of writes applied, then answered 502
+    server_errors: float = 0.2  # GitHub: share of requests answered 5xx (not applied)
+    applied: float = 0.25  # GitHub: share of writes applied, then answered 502
     resets: float = 0.02
     secondary: float = 0.02
     slack_outage: float = 6.0  # seconds, starting a quarter into the stream
@@ -330,7 +330,11 @@ async def run(plan: Plan, workdir: Path, *, log: Any = None) -> Result:
             while True:
                 calm = result.kills >= plan.kills
                 service.start("" if calm else plan.targeted)
+                # The first half of the kills land at random moments; the rest are left to
+                # the crash points (a random one only if none is reached for a while).
                 timer = rng.uniform(*plan.kill_every)
+                if result.kills >= plan.kills // 2:
+                    timer *= 4
                 begun = time.monotonic()
                 while service.alive():
                     if not calm and time.monotonic() - begun > timer:
