@@ -7,19 +7,19 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from bot.cli.output import emit, emit_json
+from bot.cli.output import UsageError, emit, emit_json
 from bot.config.loader import build_config
 from bot.config.repo import RepoConfig
 from bot.github.references import parse_named
 from bot.github.trees import TreeCache
 from bot.mirror.view import MirrorStoreView
-from bot.models import TriageDecision
+from bot.models import Issue, TriageDecision, Verdict
 from bot.store.artifacts import ArtifactStore
 from bot.store.mirror import MirrorStore
 from bot.store.trees import TreeStore
-from bot.triage.pipeline import assess
+from bot.triage.pipeline import Assessment, assess
 from bot.triage.render import Renderer
 
 
@@ -69,6 +69,18 @@ def _decision_lines(decision: TriageDecision) -> list[str]:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    if not args.offline and (args.all or args.comment):
+        return _fail("--all and --comment work with --offline (live triage posts the comment)")
+    if args.verdict and not args.all:
+        return _fail("--verdict filters the table of --all")
+    if args.all:
+        if args.target is not None:
+            return _fail(f"--all triages every issue: drop {args.target!r}")
+        if args.comment or args.prompt_out:
+            return _fail("--comment and --prompt-out take one issue number, not --all")
+        return triage_all(args)
+    if args.target is None:
+        return _fail("name an issue: OWNER/NAME#N, or a number with --offline (or --all)")
     if args.offline:
         return triage_offline(args)
     named = parse_named(args.target)
@@ -77,14 +89,12 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return asyncio.run(triage_live(args, *named))
 
 
-def triage_offline(args: argparse.Namespace) -> int:
-    if not args.target.isdigit():
-        return _fail(f"--offline takes an issue number, got {args.target!r}")
-    store = MirrorStore(_db(args))
+def _offline_repo(store: MirrorStore, args: argparse.Namespace) -> str:
+    """--repo, or the only repository the mirror holds."""
     repos = store.repos()
-    repo = args.repo or (repos[0] if len(repos) == 1 else None)
+    repo: str | None = args.repo or (repos[0] if len(repos) == 1 else None)
     if repo is None:
-        return _fail(
+        raise UsageError(
             "the mirror holds "
             + (
                 f"several repositories ({', '.join(repos)}): pass --repo"
@@ -92,19 +102,42 @@ def triage_offline(args: argparse.Namespace) -> int:
                 else "no issues: run `issues import` or `sync` first"
             )
         )
-    issue = store.get_issue(repo, int(args.target))
-    if issue is None:
-        return _fail(f"{repo}#{args.target} is not in the mirror")
+    return repo
+
+
+def _offline_config(args: argparse.Namespace) -> tuple[RepoConfig, tuple[str, ...]]:
     config, errors = _local_config(args.config)
     for error in errors:
         sys.stderr.write(f"agent-dispatch: config ignored: {error}\n")
+    return config, errors
+
+
+def triage_offline(args: argparse.Namespace) -> int:
+    if not args.target.isdigit():
+        return _fail(f"--offline takes an issue number, got {args.target!r}")
+    store = MirrorStore(_db(args))
+    repo = _offline_repo(store, args)
+    issue = store.get_issue(repo, int(args.target))
+    if issue is None:
+        return _fail(f"{repo}#{args.target} is not in the mirror")
+    config, errors = _offline_config(args)
     # Offline: the tree the mirror carries (a sync or a live triage stored it), if any.
     tree = TreeCache(TreeStore(_db(args))).cached(repo)
     assessment = assess(issue, MirrorStoreView(store), config, bot_login=None, tree=tree)
     decision = assessment.decision
-    if args.prompt_out:
+    if args.prompt_out or args.comment:
         rendered = Renderer().prompt(assessment.prompt)
+    if args.prompt_out:
         args.prompt_out.write_text(rendered.text)
+    if args.comment:
+        body = offline_comment(
+            args, assessment, rendered.text, [*errors, *rendered.override_errors]
+        )
+        if args.json:
+            emit_json(decision.model_dump(mode="json") | {"comment": body})
+        else:
+            sys.stdout.write(body)
+        return 0
     if args.json:
         emit_json(decision.model_dump(mode="json"))
     else:
@@ -112,6 +145,117 @@ def triage_offline(args: argparse.Namespace) -> int:
             emit(line)
         if args.prompt_out:
             emit(f"  prompt written to {args.prompt_out} ({len(rendered.text)} characters)")
+    return 0
+
+
+def offline_comment(
+    args: argparse.Namespace, assessment: Assessment, prompt_text: str, errors: list[str]
+) -> str:
+    """The triage comment the live job would post now: the same context and template, the
+    link to the prompt version it would store (signed with the service's link key), and
+    what dispatch runs the database records for the issue. Nothing is stored or sent."""
+    import hashlib
+    import time
+
+    from bot.cli.main import load_settings
+    from bot.store.artifacts import ArtifactRef
+    from bot.store.runs import DispatchRuns
+    from bot.triage.comment import comment_context, followup_lines
+    from bot.web.links import LinkSigner
+
+    settings = load_settings(args)
+    decision = assessment.decision
+    repo, number = decision.repo, decision.number
+    digest = hashlib.sha256(prompt_text.encode()).hexdigest()
+    latest = ArtifactStore(settings.db).latest(repo, number)
+    artifact = (
+        latest
+        if latest is not None and latest.sha256 == digest
+        else ArtifactRef(
+            repo=repo,
+            number=number,
+            version=latest.version + 1 if latest else 1,
+            sha256=digest,
+            size=len(prompt_text.encode()),
+            created_at=time.time(),
+        )
+    )
+    links = LinkSigner.from_settings(settings)
+    expires = links.expires_for(artifact, now=artifact.created_at)
+    runs = DispatchRuns(settings.db).runs_for_issue(repo, number)
+    context = comment_context(
+        decision,
+        assessment.config,
+        errors=errors,
+        artifact=artifact,
+        artifact_url=links.url(artifact, expires=expires),
+        expires=expires,
+        followups=followup_lines(
+            [i for run in reversed(runs) for i in run.items if i.number == number]
+        ),
+    )
+    return Renderer().comment(context)
+
+
+def top_reason(decision: TriageDecision) -> str:
+    """The comment's first reason for the verdict, on one line ('' when it gives none)."""
+    from bot.triage.comment import reasons
+
+    found = reasons(decision, limit=1)
+    if not found:
+        return ""
+    quote = " ".join(found[0].quote.split())
+    return f'{found[0].text} "{quote}"' if quote else found[0].text
+
+
+def triage_all(args: argparse.Namespace) -> int:
+    """Every mirrored issue of the repository (not PRs), by number: verdict, mode, score and
+    top reason; a progress line on stderr when it is a terminal."""
+    store = MirrorStore(_db(args))
+    repo = _offline_repo(store, args)
+    config, _ = _offline_config(args)
+    tree = TreeCache(TreeStore(_db(args))).cached(repo)
+    view = MirrorStoreView(store)
+    numbers = sorted(i.number for i in store.list_issues(repo, limit=None))
+    progress = sys.stderr.isatty()
+    rows: list[dict[str, Any]] = []
+    for done, number in enumerate(numbers, 1):
+        issue: Issue | None = store.get_issue(repo, number)
+        if progress:
+            sys.stderr.write(f"\rtriaging {repo}: {done}/{len(numbers)}")
+            sys.stderr.flush()
+        if issue is None:
+            continue
+        decision = assess(issue, view, config, bot_login=None, tree=tree).decision
+        if args.verdict and decision.verdict != args.verdict:
+            continue
+        rows.append(
+            {
+                "repo": repo,
+                "number": number,
+                "verdict": decision.verdict,
+                "mode": decision.mode,
+                "score": round(decision.score, 2),
+                "reason": top_reason(decision),
+            }
+        )
+    if progress:
+        sys.stderr.write("\r\033[K")
+    if args.json:
+        emit_json(rows)
+        return 0
+    for row in rows:
+        emit(
+            f"#{row['number']:<6} {row['verdict']:<15} {row['mode']:<18} "
+            f"{row['score']:5.2f}  {row['reason']}"
+        )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    emit(
+        f"{len(rows)} of {len(numbers)} issues of {repo}"
+        + (": " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) if counts else "")
+    )
     return 0
 
 
@@ -220,7 +364,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     triage = subparsers.add_parser(
         "triage", help="triage one issue (offline from the mirror, or live)"
     )
-    triage.add_argument("target", help="OWNER/NAME#N (live), or an issue number with --offline")
+    triage.add_argument(
+        "target", nargs="?", help="OWNER/NAME#N (live), or an issue number with --offline"
+    )
     triage.add_argument(
         "--offline", action="store_true", help="decide from the local mirror, no network"
     )
@@ -229,6 +375,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--config", type=Path, help="with --offline: a local agent-dispatch.yml to apply"
     )
     triage.add_argument("--json", action="store_true", help="print the decision as JSON")
+    triage.add_argument(
+        "--comment",
+        action="store_true",
+        help="with --offline N: print the triage comment as it would be posted",
+    )
+    triage.add_argument(
+        "--all",
+        action="store_true",
+        help="with --offline: a table of every mirrored issue (verdict, mode, score, reason)",
+    )
+    triage.add_argument(
+        "--verdict", choices=get_args(Verdict), help="with --all: only issues with this verdict"
+    )
     triage.add_argument(
         "--prompt-out", type=Path, help="with --offline: write the prompt file here"
     )
