@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bot.cli.output import UsageError, emit, emit_json
 
 if TYPE_CHECKING:
+    import asyncio
+
     from bot.config.settings import Settings
 
 PROG = "agent-dispatch"
@@ -107,9 +109,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         print=None,
-        access_log=None,
+        access_log=None,  # no log line per delivery: the metrics count them
+        loop=event_loop(settings.event_loop),
     )
     return 0
+
+
+def event_loop(choice: str) -> asyncio.AbstractEventLoop | None:
+    """uvloop when asked for or, with "auto", when installed; None lets aiohttp use asyncio."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            log.warning("BOT_EVENT_LOOP=uvloop but uvloop is not installed; using asyncio")
+        return None
+    return uvloop.new_event_loop()
 
 
 def cmd_deliveries_list(args: argparse.Namespace) -> int:

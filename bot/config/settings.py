@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     # Inbox durability: NORMAL survives a process crash; FULL also survives power loss.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    # `serve`'s event loop: "auto" is uvloop when installed (the [fast] extra), else asyncio.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     max_body_bytes: int = 25 * 1024 * 1024
     # A kept-alive connection with no complete request for this long is closed, and a
     # request's body must arrive within `body_timeout_seconds` (else 408). aiohttp has no
