@@ -40,6 +40,15 @@ async def read_capped(request: web.Request, limit: int, timeout: float) -> bytes
     return b"".join(chunks)
 
 
+def _acknowledge(status: int, text: str, delivery_id: str) -> web.Response:
+    """The answer to a stored delivery, without a JSON encoder on the hot path.
+
+    `delivery_id` passed check_headers (letters, digits and `._:-`), so it needs no escaping.
+    """
+    body = b'{"status": "%s", "delivery": "%s"}' % (text.encode(), delivery_id.encode())
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 def _answer(status: int, text: str, **extra: Any) -> web.Response:
     response = web.json_response({"status": text, **extra}, status=status)
     if status in (408, 413):
@@ -85,11 +94,11 @@ async def webhook(request: web.Request) -> web.Response:
     fresh = await services.inbox.add(delivery)
     if not fresh:
         services.metrics.deliveries.labels(event_label(event), "duplicate").inc()
-        return _answer(200, "duplicate", delivery=delivery_id)
+        return _acknowledge(200, "duplicate", delivery_id)
     services.metrics.deliveries.labels(event_label(event), "accepted").inc()
     if event == "ping":
-        return _answer(200, "pong", delivery=delivery_id)
-    return _answer(202, "accepted", delivery=delivery_id)
+        return _acknowledge(200, "pong", delivery_id)
+    return _acknowledge(202, "accepted", delivery_id)
 
 
 async def healthz(request: web.Request) -> web.Response:
