@@ -1,7 +1,17 @@
-"""The store layer: every SQL statement of the bot, behind one interface per store.
+"""The store layer: every SQL statement of the bot, behind one class per store.
 
-SQLite specifics (connections, transactions, migrations, FTS5) stay inside this package,
-so a second engine can plug in behind the same store classes.
+- `db`: connections (WAL, busy timeout), `transaction(conn)` (the one BEGIN IMMEDIATE /
+  COMMIT / ROLLBACK), and the schema brought up to date on every open.
+- `schema`: the ordered migrations of the bot database, keyed on `PRAGMA user_version`.
+- one module per store (inbox, runs, outbox, mirror, artifacts, triage_records, actions,
+  trees, blobs, dashboard): synchronous methods whose arguments and results are plain
+  values and models, never rows, SQL or FTS syntax.
+- `thread`: `DatabaseThread` and the `AsyncStore` facades, so async code never runs
+  SQLite on the event loop (the inbox keeps threads of its own for its group commit).
+
+A second engine (PostgreSQL) plugs in here: its own `connect`/`transaction`/migrations
+and its own class per store with the same public methods; callers, the facades and the
+error names below stay as they are.
 """
 
 import sqlite3
