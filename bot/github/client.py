@@ -497,6 +497,37 @@ class GitHubClient:
             if exc.status != 404:
                 raise
 
+    async def get_label(self, repo: str, name: str) -> dict[str, Any] | None:
+        """The repository's label `name` (GitHub matches names in any case); None if missing."""
+        try:
+            return await self._get(
+                "/repos/{owner}/{repo}/labels/{name}", **_split_repo(repo), name=name
+            )
+        except GitHubRequestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_label(self, repo: str, name: str, color: str, description: str) -> bool:
+        """Create a repository label; False when it exists already (422 already_exists)."""
+        if self._recorder is not None:
+            await self._record(
+                "create_label", repo, {"name": name, "color": color, "description": description}
+            )
+            return True
+        try:
+            await self.gh.post(
+                "/repos/{owner}/{repo}/labels",
+                _split_repo(repo),
+                data={"name": name, "color": color, "description": description},
+                extra_headers=API_HEADERS,
+            )
+        except GitHubRequestError as exc:
+            if exc.status == 422 and "already_exists" in exc.message:
+                return False
+            raise
+        return True
+
     # App endpoints (need an App-authenticated client: GitHubFactory.app_client())
 
     async def get_app(self) -> dict[str, Any]:

@@ -188,10 +188,13 @@ class FakeState:
 class _Reply(Exception):
     """Raised by a route to answer at once (errors)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.errors = errors
 
 
 @dataclass
@@ -983,6 +986,18 @@ class FakeGitHub(ThreadedServer):
             ),
             (
                 "GET",
+                ("repos", "{owner}", "{repo}", "labels", "{name}"),
+                "token",
+                self._get_repo_label,
+            ),
+            (
+                "POST",
+                ("repos", "{owner}", "{repo}", "labels"),
+                "token",
+                self._create_repo_label,
+            ),
+            (
+                "GET",
                 ("repos", "{owner}", "{repo}", "pulls", "{pull_number}"),
                 "token",
                 self._get_pull,
@@ -1054,7 +1069,10 @@ class FakeGitHub(ThreadedServer):
                 call = _Call(request.method, params, query, body, installation, request)
                 return handler(call)
             except _Reply as reply:
-                return reply.status, {"message": reply.message, "status": str(reply.status)}, {}
+                answer: dict[str, Any] = {"message": reply.message, "status": str(reply.status)}
+                if reply.errors:
+                    answer["errors"] = reply.errors
+                return reply.status, answer, {}
             except _Moved as moved:
                 return (
                     301,
@@ -1352,6 +1370,34 @@ class FakeGitHub(ThreadedServer):
             repo.timeline[issue["number"]].append(self._label_event("labeled", label))
         issue["updated_at"] = iso()
         return 200, issue["labels"], {}
+
+    @staticmethod
+    def _repo_label(repo: RepoState, name: str) -> dict[str, Any] | None:
+        """Label names are unique in any case on GitHub."""
+        return next((lb for n, lb in repo.labels.items() if n.lower() == name.lower()), None)
+
+    def _get_repo_label(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        label = self._repo_label(self._repo(call), call.params["name"])
+        if label is None:
+            raise _Reply(404, "Not Found")
+        return 200, label, {}
+
+    def _create_repo_label(self, call: _Call) -> tuple[int, Any, dict[str, str]]:
+        repo = self._repo(call)
+        body = call.body if isinstance(call.body, dict) else {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise _Reply(422, "Validation Failed", [{"resource": "Label", "code": "missing_field"}])
+        if self._repo_label(repo, name) is not None:
+            raise _Reply(
+                422,
+                "Validation Failed",
+                [{"resource": "Label", "code": "already_exists", "field": "name"}],
+            )
+        label = self._label(repo, name)
+        label["color"] = str(body.get("color") or "ededed").lstrip("#")
+        label["description"] = body.get("description")
+        return 201, label, {}
 
     def _label_event(self, kind: str, label: dict[str, Any]) -> dict[str, Any]:
         eid = self.state.next_id()
