@@ -11,7 +11,7 @@ from gidgethub import routing, sansio
 from bot.config.repo import LabelConfig
 from bot.delivery.context import EventContext
 from bot.github.client import GitHubClient
-from bot.github.faults import GitHubRequestError
+from bot.github.faults import GitHubRequestError, GitHubUnavailable
 
 router = routing.Router()
 
@@ -107,5 +107,10 @@ async def on_repositories_added(event: sansio.Event, ctx: EventContext) -> None:
             created = await ensure_labels(gh, repo, wanted_labels(config.labels))
         except GitHubRequestError as exc:  # e.g. no Issues: write on this repository
             ctx.log.warning("labels of %s not created: %s", repo, exc)
+            continue
+        except GitHubUnavailable:
+            if not ctx.services.dry_run:
+                raise  # the delivery is retried and the labels created then
+            ctx.log.warning("GitHub unreachable in dry-run; labels of %s not checked", repo)
             continue
         ctx.log.info("labels of %s: %s", repo, ", ".join(created) or "all there already")
