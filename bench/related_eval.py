@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/related_eval.py
 
-1. truth.json links (`related`, `duplicate_of`) on the real data in /work/shared/data.
+1. truth.json links (`related`, `duplicate_of`) on the real data in ../shared/data (beside the repository).
 2. The real issues plus planted duplicates: every real issue with an error line gets
    a twin that quotes the same error line but says everything else in other words
    (generated text; the error right away, after the issue template, or in a comment).
@@ -30,7 +30,7 @@ from bot.mirror.related import find_related  # noqa: E402
 from bot.models import Comment, Issue  # noqa: E402
 from bot.store.mirror import MirrorStore  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 K = 5
 ERROR_LINE = re.compile(r"^.*\b[A-Z]\w*(?:Error|Exception):[^\n]{5,}$", re.MULTILINE)
 
