@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +80,8 @@ def check_secret(settings: Any) -> Check:
 
 
 def check_database(settings: Any) -> Check:
-    from bot.store import schema
-    from bot.store.db import connect
+    from bot.store import StoreError, schema
+    from bot.store.db import can_write, connect
 
     name = "database"
     path = settings.db
@@ -91,14 +90,13 @@ def check_database(settings: Any) -> Check:
     if not path.exists():
         return fail(name, f"no database at {path}", "start the service once: agent-dispatch serve")
     try:
-        conn = connect(path)
+        conn = connect(path, migrate=False)  # report the schema as found, never upgrade it
         try:
             found = schema.version(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
+            can_write(conn)
         finally:
             conn.close()
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         return fail(name, f"{path}: {exc}", "check the file's owner and permissions, or --db")
     if found < schema.LATEST:
         return fail(
